@@ -1,0 +1,55 @@
+"""The ASGI application, its middleware stack assembled in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from tenantgate import __version__
+from tenantgate.api._deps import ServicesDep
+from tenantgate.api._errors import ErrorBody, install_error_handlers
+from tenantgate.api._middleware import RequestContextMiddleware
+from tenantgate.api._platform_routes import router as platform_router
+from tenantgate.api._tenant_routes import router as tenant_router
+from tenantgate.installation import Services
+
+__all__ = ["create_app"]
+
+
+class Health(BaseModel):
+    status: str
+
+
+def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastAPI:
+    """Build the app around ready services. Start-up refuses an unmigrated or unsafe database."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.db.verify()
+        yield
+        if dispose_on_shutdown:
+            await services.db.dispose()
+
+    app = FastAPI(
+        title="tenantgate",
+        version=__version__,
+        description="The capability boundary between what an LLM plans and what a tenant may do.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+
+    @app.get("/healthz", response_model=Health, tags=["ops"], responses={503: {"model": ErrorBody}})
+    async def healthz(services: ServicesDep) -> Health:
+        """Unauthenticated liveness + database check. Reveals nothing about tenants."""
+        await services.db.ping()
+        return Health(status="ok")
+
+    app.include_router(tenant_router)
+    app.include_router(platform_router)
+    install_error_handlers(app)
+    # Outermost first: request id and access log wrap everything, including error responses.
+    app.add_middleware(RequestContextMiddleware)
+    return app

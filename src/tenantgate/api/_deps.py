@@ -1,0 +1,43 @@
+"""FastAPI dependencies: the services, and the caller's verified identity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tenantgate.auth import PlatformPrincipal
+from tenantgate.context import TenantContext
+from tenantgate.installation import Services
+
+__all__ = ["Caller", "Operator", "ServicesDep"]
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def tenant_caller(request: Request, services: ServicesDep) -> TenantContext:
+    """Authenticate the request. The tenant comes from the credential and nothing else."""
+    ctx = await services.authenticator.authenticate(
+        request.headers.get("authorization"), request_id=request.state.request_id
+    )
+    request.state.tenant_id = str(ctx.tenant_id)
+    request.state.principal_id = str(ctx.principal_id)
+    return ctx
+
+
+async def platform_operator(request: Request, services: ServicesDep) -> PlatformPrincipal:
+    operator = await services.platform_keys.authenticate(
+        request.headers.get("authorization"), request_id=request.state.request_id
+    )
+    request.state.principal_id = f"platform:{operator.key_id}"
+    return operator
+
+
+Caller = Annotated[TenantContext, Depends(tenant_caller)]
+Operator = Annotated[PlatformPrincipal, Depends(platform_operator)]

@@ -1,0 +1,183 @@
+"""Turn a presented credential into a :class:`TenantContext`, or refuse.
+
+This is the only place tenant contexts are minted for requests. The tenant comes from
+the verified credential, never from anything else the client sends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from tenantgate.auth._apikeys import KeyKind, PresentedKey, keys_match, parse_key
+from tenantgate.auth._jwt import JwtVerifier
+from tenantgate.context import DeploymentMode, PrincipalKind, Role, TenantContext
+from tenantgate.errors import Unauthenticated
+from tenantgate.logs import get_logger
+from tenantgate.store import AuthTransaction, Database, tables
+
+__all__ = ["Authenticator", "PlatformPrincipal", "system_context"]
+
+_log = get_logger("tenantgate.auth")
+# last_used_at is advisory: write it at most this often per key, not on every request.
+_LAST_USED_RESOLUTION = timedelta(seconds=60)
+_GENERIC = "Invalid, expired or revoked API key."
+SYSTEM_PRINCIPAL = uuid.UUID(int=0)
+
+_t, _p, _m, _k = tables.tenants, tables.principals, tables.memberships, tables.api_keys
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformPrincipal:
+    """A platform operator authenticated with a platform key (``tgp_...``)."""
+
+    key_id: uuid.UUID
+    name: str
+    request_id: str
+
+
+def system_context(tenant_id: uuid.UUID, *, mode: DeploymentMode, request_id: str) -> TenantContext:
+    """The context of a platform operation inside one tenant (CLI, platform API): owner rights."""
+    return TenantContext(
+        tenant_id=tenant_id,
+        principal_id=SYSTEM_PRINCIPAL,
+        kind=PrincipalKind.SYSTEM,
+        roles=frozenset({Role.OWNER}),
+        mode=mode,
+        request_id=request_id,
+    )
+
+
+class Authenticator:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        pepper: bytes,
+        mode: DeploymentMode,
+        jwt: JwtVerifier | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._db = db
+        self._pepper = pepper
+        self._mode = mode
+        self._jwt = jwt
+        self._clock = clock
+
+    async def authenticate(self, authorization: str | None, *, request_id: str) -> TenantContext:
+        """Authenticate an ``Authorization: Bearer ...`` header value for a tenant request."""
+        token = bearer_token(authorization)
+        if token.startswith(f"{KeyKind.TENANT.value}_"):
+            return await self.authenticate_key(token, request_id=request_id)
+        if self._jwt is not None and self._jwt.enabled and token.count(".") == 2:
+            return await self._authenticate_jwt(token, request_id=request_id)
+        raise Unauthenticated("Unrecognised credential: send a tenantgate API key or a bearer JWT.")
+
+    async def authenticate_key(self, value: str, *, request_id: str) -> TenantContext:
+        key = parse_key(value)
+        if key.kind is not KeyKind.TENANT:
+            raise Unauthenticated("Platform keys are accepted only on /v1/platform endpoints.")
+        now = self._clock()
+        async with self._db.authenticating() as tx:
+            await tx.name_key_prefix(key.prefix)
+            row = (
+                await tx.conn.execute(
+                    sa.select(
+                        _k.c.tenant_id, _k.c.id, _k.c.principal_id, _k.c.secret_hash, _k.c.roles,
+                        _k.c.expires_at, _k.c.revoked_at, _k.c.last_used_at,
+                    ).where(_k.c.prefix == key.prefix)
+                )
+            ).one_or_none()  # fmt: skip
+            # Same work whether or not the prefix exists: hash and compare either way.
+            matched = keys_match(self._pepper, key, row.secret_hash if row is not None else None)
+            if row is None or not matched:
+                self._fail(request_id, key, "unknown_prefix" if row is None else "bad_secret")
+            assert row is not None
+            if row.revoked_at is not None:
+                self._fail(request_id, key, "revoked")
+            if row.expires_at is not None and row.expires_at <= now:
+                self._fail(request_id, key, "expired")
+            await tx.enter_tenant(row.tenant_id)
+            ctx = await self._context(
+                tx, row.tenant_id, _p.c.id == row.principal_id, request_id=request_id, cap=row.roles,
+                credential_id=row.id,
+            )  # fmt: skip
+            if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
+                await tx.conn.execute(
+                    sa.update(_k).where(_k.c.tenant_id == row.tenant_id, _k.c.id == row.id).values(last_used_at=now)
+                )
+        return ctx
+
+    async def _authenticate_jwt(self, token: str, *, request_id: str) -> TenantContext:
+        assert self._jwt is not None
+        try:
+            verified = self._jwt.verify(token)
+        except Unauthenticated as exc:
+            _log.warning("auth.failed", method="jwt", reason=exc.message, request_id=request_id)
+            raise
+        async with self._db.authenticating() as tx:
+            await tx.enter_tenant(verified.tenant_id)
+            return await self._context(
+                tx, verified.tenant_id, _p.c.external_id == verified.subject, request_id=request_id
+            )
+
+    async def _context(
+        self,
+        tx: AuthTransaction,
+        tenant_id: uuid.UUID,
+        which: sa.ColumnElement[bool],
+        *,
+        request_id: str,
+        cap: list[str] | None = None,
+        credential_id: uuid.UUID | None = None,
+    ) -> TenantContext:
+        row = (
+            await tx.conn.execute(
+                sa.select(_t.c.status, _p.c.id, _p.c.kind, _p.c.disabled_at, _m.c.roles)
+                .select_from(
+                    _t.join(_p, _p.c.tenant_id == _t.c.id).join(
+                        _m, sa.and_(_m.c.tenant_id == _p.c.tenant_id, _m.c.principal_id == _p.c.id)
+                    )
+                )
+                .where(_t.c.id == tenant_id, which)
+            )
+        ).one_or_none()
+        if row is None or row.status != "active" or row.disabled_at is not None:
+            reason = "no_principal" if row is None else "tenant_suspended" if row.status != "active" else "disabled"
+            _log.warning("auth.failed", reason=reason, tenant_id=str(tenant_id), request_id=request_id)
+            raise Unauthenticated(_GENERIC if credential_id else "Unknown or disabled principal.")
+        roles = frozenset(Role(r) for r in row.roles)
+        if cap is not None:
+            roles &= frozenset(Role(r) for r in cap)
+        if not roles:
+            _log.warning("auth.failed", reason="no_roles", tenant_id=str(tenant_id), request_id=request_id)
+            raise Unauthenticated("This credential holds no role in its tenant any more.")
+        return TenantContext(
+            tenant_id=tenant_id,
+            principal_id=row.id,
+            kind=PrincipalKind(row.kind),
+            roles=roles,
+            mode=self._mode,
+            request_id=request_id,
+            credential_id=credential_id,
+        )
+
+    @staticmethod
+    def _fail(request_id: str, key: PresentedKey, reason: str) -> None:
+        # The prefix is a public identifier; the secret never reaches a log.
+        _log.warning("auth.failed", method="api_key", reason=reason, key_prefix=key.prefix, request_id=request_id)
+        raise Unauthenticated(_GENERIC)
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthenticated("Missing Authorization header: send `Authorization: Bearer <api key or token>`.")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 8192:
+        raise Unauthenticated("Authorization header must be `Bearer <api key or token>`.")
+    return token

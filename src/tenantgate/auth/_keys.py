@@ -1,0 +1,211 @@
+"""Tenant API keys: create (shown once), list, rotate with overlap, revoke at once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tenantgate.auth._apikeys import KeyKind, generate_key, hash_key
+from tenantgate.context import Role, TenantContext
+from tenantgate.errors import InvalidInput, NotFound, RoleRequired
+from tenantgate.logs import get_logger
+from tenantgate.store import Database, tables
+
+__all__ = ["IssuedKey", "KeyInfo", "KeyService", "require_manager"]
+
+_k, _m = tables.api_keys, tables.memberships
+_log = get_logger("tenantgate.keys")
+MAX_OVERLAP = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """Everything about a key except its secret."""
+
+    id: uuid.UUID
+    principal_id: uuid.UUID
+    name: str
+    prefix: str
+    roles: tuple[Role, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    rotated_from: uuid.UUID | None
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new key. ``key`` is the only time the secret exists outside the caller's hands."""
+
+    info: KeyInfo
+    key: str
+
+    def __repr__(self) -> str:
+        return f"IssuedKey(info={self.info!r}, key='<redacted>')"
+
+
+def require_manager(ctx: TenantContext) -> None:
+    if not ctx.has_any_role(Role.OWNER, Role.ADMIN):
+        raise RoleRequired("Managing keys and principals needs the owner or admin role.", required=["owner", "admin"])
+
+
+def _info(row: sa.Row[tuple[object, ...]]) -> KeyInfo:
+    m = row._mapping
+    return KeyInfo(
+        id=m["id"], principal_id=m["principal_id"], name=m["name"], prefix=m["prefix"],
+        roles=tuple(Role(r) for r in m["roles"]), created_at=m["created_at"], expires_at=m["expires_at"],
+        revoked_at=m["revoked_at"], last_used_at=m["last_used_at"], rotated_from=m["rotated_from"],
+    )  # fmt: skip
+
+
+_COLUMNS = [c for c in _k.c if c.name not in ("secret_hash", "tenant_id")]
+
+
+class KeyService:
+    def __init__(self, *, db: Database, pepper: bytes, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self._db = db
+        self._pepper = pepper
+        self._clock = clock
+
+    async def create(
+        self,
+        ctx: TenantContext,
+        *,
+        principal_id: uuid.UUID,
+        roles: frozenset[Role] | None = None,
+        name: str = "",
+        expires_at: datetime | None = None,
+    ) -> IssuedKey:
+        require_manager(ctx)
+        now = self._clock()
+        if expires_at is not None and expires_at <= now:
+            raise InvalidInput("expires_at must be in the future.")
+        async with self._db.tenant(ctx) as conn:
+            held = await self._membership(conn, ctx, principal_id)
+            wanted = held if roles is None else roles
+            if not wanted or not wanted <= held:
+                raise InvalidInput(
+                    f"The key's roles must be a non-empty subset of the principal's roles {sorted(held)}."
+                )
+            check_grant(ctx, wanted)
+            issued = await self._insert(conn, ctx, principal_id, wanted, name, expires_at, rotated_from=None)
+        _log.info("key.created", key_id=str(issued.info.id), key_prefix=issued.info.prefix, by=str(ctx.principal_id))
+        return issued
+
+    async def list(self, ctx: TenantContext, *, principal_id: uuid.UUID | None = None) -> list[KeyInfo]:
+        require_manager(ctx)
+        query = sa.select(*_COLUMNS).where(_k.c.tenant_id == ctx.tenant_id).order_by(_k.c.created_at, _k.c.id)
+        if principal_id is not None:
+            query = query.where(_k.c.principal_id == principal_id)
+        async with self._db.tenant(ctx) as conn:
+            return [_info(r) for r in await conn.execute(query)]
+
+    async def rotate(self, ctx: TenantContext, key_id: uuid.UUID, *, overlap: timedelta) -> IssuedKey:
+        """A new key for the same principal and roles; the old one dies after ``overlap``."""
+        require_manager(ctx)
+        if overlap < timedelta(0) or overlap > MAX_OVERLAP:
+            raise InvalidInput(f"overlap must be between 0 and {MAX_OVERLAP.days} days.")
+        now = self._clock()
+        async with self._db.tenant(ctx) as conn:
+            old = await self._get(conn, ctx, key_id, for_update=True)
+            if not old.active(now):
+                raise InvalidInput("Only an active key can be rotated; this one is revoked or expired.")
+            check_grant(ctx, frozenset(old.roles))
+            old_dies = now + overlap
+            if old.expires_at is None or old.expires_at > old_dies:
+                await conn.execute(
+                    sa.update(_k).where(_k.c.tenant_id == ctx.tenant_id, _k.c.id == key_id).values(expires_at=old_dies)
+                )
+            issued = await self._insert(
+                conn,
+                ctx,
+                old.principal_id,
+                frozenset(old.roles),
+                old.name,
+                old.expires_at,
+                rotated_from=key_id,
+            )
+        _log.info(
+            "key.rotated",
+            key_id=str(key_id),
+            new_key_id=str(issued.info.id),
+            overlap_s=overlap.total_seconds(),
+        )
+        return issued
+
+    async def revoke(self, ctx: TenantContext, key_id: uuid.UUID) -> KeyInfo:
+        require_manager(ctx)
+        async with self._db.tenant(ctx) as conn:
+            await self._get(conn, ctx, key_id, for_update=True)
+            row = (
+                await conn.execute(
+                    sa.update(_k)
+                    .where(_k.c.tenant_id == ctx.tenant_id, _k.c.id == key_id)
+                    .values(revoked_at=sa.func.coalesce(_k.c.revoked_at, sa.func.now()))
+                    .returning(*_COLUMNS)
+                )
+            ).one()
+        _log.info("key.revoked", key_id=str(key_id), by=str(ctx.principal_id))
+        return _info(row)
+
+    async def _membership(self, conn: AsyncConnection, ctx: TenantContext, principal_id: uuid.UUID) -> frozenset[Role]:
+        roles = (
+            await conn.execute(
+                sa.select(_m.c.roles).where(_m.c.tenant_id == ctx.tenant_id, _m.c.principal_id == principal_id)
+            )
+        ).scalar_one_or_none()
+        if roles is None:
+            raise NotFound("No such principal in this tenant.")
+        return frozenset(Role(r) for r in roles)
+
+    async def _get(self, conn: AsyncConnection, ctx: TenantContext, key_id: uuid.UUID, *, for_update: bool) -> KeyInfo:
+        query = sa.select(*_COLUMNS).where(_k.c.tenant_id == ctx.tenant_id, _k.c.id == key_id)
+        row = (await conn.execute(query.with_for_update() if for_update else query)).one_or_none()
+        if row is None:
+            raise NotFound("No such API key in this tenant.")
+        return _info(row)
+
+    async def _insert(
+        self,
+        conn: AsyncConnection,
+        ctx: TenantContext,
+        principal_id: uuid.UUID,
+        roles: frozenset[Role],
+        name: str,
+        expires_at: datetime | None,
+        *,
+        rotated_from: uuid.UUID | None,
+    ) -> IssuedKey:
+        if len(name) > 200:
+            raise InvalidInput("Key names are at most 200 characters.")
+        key = generate_key(KeyKind.TENANT)
+        row = (
+            await conn.execute(
+                sa.insert(_k)
+                .values(
+                    tenant_id=ctx.tenant_id, id=uuid.uuid4(), principal_id=principal_id, name=name,
+                    prefix=key.prefix, secret_hash=hash_key(self._pepper, key), roles=sorted(roles),
+                    created_at=self._clock(), expires_at=expires_at, rotated_from=rotated_from,
+                )
+                .returning(*_COLUMNS)
+            )
+        ).one()  # fmt: skip
+        return IssuedKey(info=_info(row), key=key.value)
+
+
+def check_grant(ctx: TenantContext, roles: frozenset[Role]) -> None:
+    # Nobody hands out a role they do not hold: an admin cannot mint an owner key.
+    if not roles <= ctx.roles:
+        raise RoleRequired(
+            f"You cannot grant roles you do not hold: {sorted(roles - ctx.roles)}.",
+            required=sorted(roles - ctx.roles),
+        )

@@ -1,0 +1,102 @@
+"""Platform keys (``tgp_...``): the credential for /v1/platform endpoints. Admin role only."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from tenantgate.auth._apikeys import KeyKind, generate_key, hash_key, keys_match, parse_key
+from tenantgate.auth._authenticator import PlatformPrincipal, bearer_token
+from tenantgate.errors import NotFound, Unauthenticated
+from tenantgate.logs import get_logger
+from tenantgate.store import Database, tables
+
+__all__ = ["PlatformKeyInfo", "PlatformKeys"]
+
+_pk = tables.platform_keys
+_log = get_logger("tenantgate.platform")
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformKeyInfo:
+    id: uuid.UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class PlatformKeys:
+    def __init__(self, *, db: Database, pepper: bytes) -> None:
+        self._db = db
+        self._pepper = pepper
+
+    async def create(self, name: str) -> tuple[PlatformKeyInfo, str]:
+        key = generate_key(KeyKind.PLATFORM)
+        async with self._db.admin() as conn:
+            row = (
+                await conn.execute(
+                    sa.insert(_pk)
+                    .values(id=uuid.uuid4(), name=name, prefix=key.prefix, secret_hash=hash_key(self._pepper, key))
+                    .returning(_pk.c.id, _pk.c.name, _pk.c.prefix, _pk.c.created_at, _pk.c.revoked_at,
+                               _pk.c.last_used_at)
+                )
+            ).one()  # fmt: skip
+        _log.info("platform_key.created", key_id=str(row.id), key_prefix=row.prefix)
+        return PlatformKeyInfo(*row), key.value
+
+    async def ensure_bootstrap_key(self) -> str | None:
+        """On first start: create the first platform key and return it; later: None."""
+        async with self._db.admin() as conn:
+            # One bootstrap even if several processes start at once.
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7001)"))
+            if (await conn.execute(sa.select(sa.func.count()).select_from(_pk))).scalar_one():
+                return None
+            key = generate_key(KeyKind.PLATFORM)
+            await conn.execute(
+                sa.insert(_pk).values(
+                    id=uuid.uuid4(),
+                    name="bootstrap",
+                    prefix=key.prefix,
+                    secret_hash=hash_key(self._pepper, key),
+                )
+            )
+        return key.value
+
+    async def list(self) -> list[PlatformKeyInfo]:
+        async with self._db.admin() as conn:
+            rows = await conn.execute(
+                sa.select(_pk.c.id, _pk.c.name, _pk.c.prefix, _pk.c.created_at, _pk.c.revoked_at, _pk.c.last_used_at)
+                .order_by(_pk.c.created_at)
+            )  # fmt: skip
+            return [PlatformKeyInfo(*r) for r in rows]
+
+    async def revoke(self, key_id: uuid.UUID) -> None:
+        async with self._db.admin() as conn:
+            result = await conn.execute(
+                sa.update(_pk).where(_pk.c.id == key_id, _pk.c.revoked_at.is_(None)).values(revoked_at=sa.func.now())
+            )
+        if result.rowcount == 0:
+            raise NotFound("No such active platform key.")
+        _log.info("platform_key.revoked", key_id=str(key_id))
+
+    async def authenticate(self, authorization: str | None, *, request_id: str) -> PlatformPrincipal:
+        key = parse_key(bearer_token(authorization))
+        async with self._db.admin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(_pk.c.id, _pk.c.name, _pk.c.secret_hash, _pk.c.revoked_at).where(
+                        _pk.c.prefix == key.prefix
+                    )
+                )
+            ).one_or_none()
+            ok = keys_match(self._pepper, key, row.secret_hash if row is not None else None)
+            if key.kind is not KeyKind.PLATFORM or row is None or not ok or row.revoked_at is not None:
+                _log.warning("auth.failed", method="platform_key", key_prefix=key.prefix, request_id=request_id)
+                raise Unauthenticated("Invalid or revoked platform key.")
+            await conn.execute(sa.update(_pk).where(_pk.c.id == row.id).values(last_used_at=sa.func.now()))
+        return PlatformPrincipal(key_id=row.id, name=row.name, request_id=request_id)

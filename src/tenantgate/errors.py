@@ -1,0 +1,85 @@
+"""The exception tree: one base, machine-readable codes, messages that say what to do.
+
+Security refusals carry a ``code`` that clients can branch on; the HTTP layer maps
+codes to status codes in one place (``tenantgate.api._errors``). The message defaults
+to the class docstring, as in procrastinate's exceptions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ConfigurationError",
+    "Conflict",
+    "DatabaseUnavailable",
+    "InvalidInput",
+    "NotFound",
+    "PermissionDenied",
+    "RoleRequired",
+    "TenantgateError",
+    "Unauthenticated",
+]
+
+
+class TenantgateError(Exception):
+    """Something went wrong inside tenantgate."""
+
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str | None = None, **fields: Any) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.fields = fields
+        super().__init__(self.message)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON error body: ``{code, message, **fields}``."""
+        return {"code": self.code, "message": self.message, **self.fields}
+
+
+class ConfigurationError(TenantgateError):
+    """The configuration is unsafe or incomplete; tenantgate refuses to start."""
+
+    code = "configuration_error"
+
+
+class Unauthenticated(TenantgateError):
+    """Authentication failed: send a valid API key or bearer token in the Authorization header."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(TenantgateError):
+    """The authenticated principal is not allowed to do this."""
+
+    code = "permission_denied"
+
+
+class RoleRequired(PermissionDenied):
+    """This action needs a role the caller does not hold."""
+
+    code = "role_required"
+
+
+class NotFound(TenantgateError):
+    """No such object in the caller's tenant."""
+
+    code = "not_found"
+
+
+class InvalidInput(TenantgateError):
+    """The request is malformed; nothing was changed."""
+
+    code = "invalid_input"
+
+
+class Conflict(TenantgateError):
+    """The request conflicts with the current state; nothing was changed."""
+
+    code = "conflict"
+
+
+class DatabaseUnavailable(TenantgateError):
+    """The database cannot be reached; the request was refused, not guessed at."""
+
+    code = "database_unavailable"

@@ -1,0 +1,104 @@
+"""Open an installation: settings -> database (embedded or external) -> pepper -> services.
+
+Shared by the edges (``tenantgate serve``, the CLI, the worker) so each assembles the
+same parts the same way, and tests can assemble them against their own database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tenantgate.auth import (
+    Authenticator,
+    JwtVerifier,
+    KeyService,
+    PlatformKeys,
+    PrincipalService,
+    load_pepper,
+)
+from tenantgate.config import Settings
+from tenantgate.errors import ConfigurationError
+from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
+from tenantgate.tenants import TenantService
+
+__all__ = ["Installation", "Services"]
+
+
+@dataclass(frozen=True, slots=True)
+class Installation:
+    """Where the data lives and with which credentials."""
+
+    settings: Settings
+    app_url: str
+    admin_url: str
+    owner_url: str | None
+    roles: RoleNames
+    pepper: bytes
+    embedded: EmbeddedPostgres | None
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Installation:
+        """Check the settings; start the embedded server (bootstrap on first start) or use the URLs."""
+        settings.check()
+        embedded: EmbeddedPostgres | None = None
+        owner: str | None
+        if settings.embedded:
+            embedded = EmbeddedPostgres(settings.data_dir)
+            urls: DatabaseUrls = embedded.start()  # migrates to head
+            app, admin, owner, roles = urls.app, urls.admin, urls.owner, embedded.roles
+        else:
+            assert settings.database_url is not None
+            assert settings.admin_database_url is not None
+            app = settings.database_url.get_secret_value()
+            admin = settings.admin_database_url.get_secret_value()
+            owner = settings.owner_database_url.get_secret_value() if settings.owner_database_url else None
+            roles = RoleNames.from_prefix(settings.db_role_prefix)
+            if migrate_schema and owner is not None:
+                migrate(owner, roles=roles)
+        return cls(settings, app, admin, owner, roles, load_pepper(settings), embedded)
+
+    def url(self, role: str) -> str:
+        if role == "superuser":
+            if self.embedded is None:
+                raise ConfigurationError("The superuser URL is known only for the embedded server.")
+            return self.embedded.superuser_url()
+        url = {"app": self.app_url, "admin": self.admin_url, "owner": self.owner_url}[role]
+        if url is None:
+            raise ConfigurationError(f"No URL for the {role} role: set TENANTGATE_OWNER_DATABASE_URL.")
+        return url
+
+    def database(self) -> Database:
+        return Database(
+            app_url=self.app_url,
+            admin_url=self.admin_url,
+            roles=self.roles,
+            pool_size=self.settings.db_pool_size,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The services one process runs with, built once from an installation."""
+
+    settings: Settings
+    db: Database
+    authenticator: Authenticator
+    keys: KeyService
+    principals: PrincipalService
+    tenants: TenantService
+    platform_keys: PlatformKeys
+
+    @classmethod
+    def build(cls, installation: Installation, db: Database | None = None) -> Services:
+        settings = installation.settings
+        db = db or installation.database()
+        jwt = JwtVerifier(settings.jwt_issuers) if settings.jwt_issuers else None
+        return cls(
+            settings=settings,
+            db=db,
+            authenticator=Authenticator(db=db, pepper=installation.pepper, mode=settings.mode, jwt=jwt),
+            keys=KeyService(db=db, pepper=installation.pepper),
+            principals=PrincipalService(db=db),
+            tenants=TenantService(db=db),
+            platform_keys=PlatformKeys(db=db, pepper=installation.pepper),
+        )

@@ -1,0 +1,23 @@
+"""The data plane: PostgreSQL with forced row-level security, three roles, one door per role."""
+
+from tenantgate.store import _schema as tables
+from tenantgate.store._database import AuthTransaction, Database
+from tenantgate.store._embedded import EmbeddedPostgres, write_private
+from tenantgate.store._provision import DatabaseUrls, head_revision, migrate, provision
+from tenantgate.store._roles import RoleNames
+from tenantgate.store.rls import CURRENT_TENANT, TENANT_SETTING
+
+__all__ = [
+    "CURRENT_TENANT",
+    "TENANT_SETTING",
+    "AuthTransaction",
+    "Database",
+    "DatabaseUrls",
+    "EmbeddedPostgres",
+    "RoleNames",
+    "head_revision",
+    "migrate",
+    "provision",
+    "tables",
+    "write_private",
+]

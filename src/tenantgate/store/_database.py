@@ -1,0 +1,123 @@
+"""The only door to the data: tenant transactions under RLS, and admin transactions for platform ops."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from tenantgate.context import TenantContext
+from tenantgate.errors import ConfigurationError, DatabaseUnavailable
+from tenantgate.store._provision import head_revision, schema_revision, sqlalchemy_url
+from tenantgate.store._roles import RoleNames
+from tenantgate.store._schema import SCHEMA
+from tenantgate.store.rls import TENANT_SETTING
+
+__all__ = ["AuthTransaction", "Database"]
+
+_SET_TENANT = sa.text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
+_SET_KEY_PREFIX = sa.text("SELECT set_config('tenantgate.auth_key_prefix', :prefix, true)")
+# Connection-level faults: the database is down, restarting or unreachable. These become
+# DatabaseUnavailable, which every caller treats as a refusal (fail closed).
+_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, OSError)
+
+
+class AuthTransaction:
+    """A transaction before any tenant is known, for the auth layer only.
+
+    It can see exactly one API key row, the one whose public prefix it names, and then
+    enter the tenant that the verified key belongs to.
+    """
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def name_key_prefix(self, prefix: str) -> None:
+        await self.conn.execute(_SET_KEY_PREFIX, {"prefix": prefix})
+
+    async def enter_tenant(self, tenant_id: uuid.UUID) -> None:
+        await self.conn.execute(_SET_KEY_PREFIX, {"prefix": ""})
+        await self.conn.execute(_SET_TENANT, {"tenant": str(tenant_id)})
+
+
+class Database:
+    """Async engines for the app role (tenant traffic) and the admin role (platform operations)."""
+
+    def __init__(self, *, app_url: str, admin_url: str, roles: RoleNames, pool_size: int = 10) -> None:
+        self.roles = roles
+        self._app: AsyncEngine = create_async_engine(
+            sqlalchemy_url(app_url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+        )
+        self._admin: AsyncEngine = create_async_engine(
+            sqlalchemy_url(admin_url), pool_size=2, max_overflow=2, pool_recycle=1800
+        )
+
+    @asynccontextmanager
+    async def tenant(self, ctx: TenantContext) -> AsyncIterator[AsyncConnection]:
+        """A transaction that sees only ``ctx``'s tenant; the setting dies with the transaction."""
+        async with self._begin(self._app) as conn:
+            await conn.execute(_SET_TENANT, {"tenant": str(ctx.tenant_id)})
+            yield conn
+
+    @asynccontextmanager
+    async def authenticating(self) -> AsyncIterator[AuthTransaction]:
+        async with self._begin(self._app) as conn:
+            yield AuthTransaction(conn)
+
+    @asynccontextmanager
+    async def admin(self) -> AsyncIterator[AsyncConnection]:
+        """A BYPASSRLS transaction. Only for audited platform operations."""
+        async with self._begin(self._admin) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _begin(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with engine.begin() as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailable(
+                "The database is unavailable; the request was refused. Retry when it is back."
+            ) from exc
+
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the app role can run a query."""
+        async with self._begin(self._app) as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    async def verify(self) -> None:
+        """Refuse to run on a schema that is not migrated or an app role that could bypass RLS."""
+        async with self._begin(self._app) as conn:
+            revision = await conn.run_sync(schema_revision)
+            head = head_revision()
+            if revision != head:
+                raise ConfigurationError(
+                    f"The database schema is at {revision or 'nothing'}, this tenantgate needs {head}: "
+                    "run `tenantgate db migrate`."
+                )
+            row = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT r.rolsuper, r.rolbypassrls,"
+                        " (SELECT count(*) FROM pg_tables t WHERE t.schemaname = :schema"
+                        "   AND t.tableowner = current_user) AS owned,"
+                        " (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) AS memberships"
+                        " FROM pg_roles r WHERE r.rolname = current_user"
+                    ),
+                    {"schema": SCHEMA},
+                )
+            ).one()
+        if row.rolsuper or row.rolbypassrls or row.owned or row.memberships:
+            raise ConfigurationError(
+                "The app database role can bypass row-level security (it is a superuser, has BYPASSRLS, "
+                "owns tenantgate tables or is a member of another role). Point TENANTGATE_DATABASE_URL "
+                "at the app role created by `tenantgate db init`."
+            )
+
+    async def dispose(self) -> None:
+        await self._app.dispose()
+        await self._admin.dispose()

@@ -1,0 +1,134 @@
+"""Shared fixtures: one real PostgreSQL per test session.
+
+By default an embedded server in a temporary directory. With
+``TENANTGATE_TEST_DATABASE_URL`` (a superuser URL), a fresh database and a fresh set of
+roles on that server, dropped afterwards. Tests isolate themselves by creating their
+own tenants, never by truncating.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from psycopg import sql
+
+from tenantgate.api import create_app
+from tenantgate.auth import system_context
+from tenantgate.config import Settings
+from tenantgate.context import DeploymentMode, PrincipalKind, Role, TenantContext
+from tenantgate.installation import Installation, Services
+from tenantgate.store import DatabaseUrls, EmbeddedPostgres, RoleNames, provision
+from tenantgate.tenants import Tenant
+
+PEPPER = "test-pepper-" + "p" * 40
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    urls: DatabaseUrls
+    roles: RoleNames
+    superuser: str  # a superuser URL of the same database
+
+
+@pytest.fixture(scope="session")
+def test_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+    external = os.environ.get("TENANTGATE_TEST_DATABASE_URL")
+    if not external:
+        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("embedded") / "data")
+        urls = embedded.start()
+        superuser = embedded.superuser_url().replace("/postgres?", "/tenantgate?")
+        yield TestDatabase(urls, embedded.roles, superuser)
+        return
+    suffix = uuid.uuid4().hex[:10]
+    roles = RoleNames.from_prefix(f"tgt_{suffix}")
+    dbname = f"tgt_{suffix}"
+    urls = provision(external, roles=roles, database=dbname)
+    base = psycopg.conninfo.conninfo_to_dict(external)
+    yield TestDatabase(urls, roles, psycopg.conninfo.make_conninfo(**{**base, "dbname": dbname}))
+    with psycopg.connect(external, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        for role in (roles.owner, roles.app, roles.admin):
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture(scope="session")
+def settings(test_db: TestDatabase) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        mode=DeploymentMode.SAAS,
+        database_url=test_db.urls.app,
+        admin_database_url=test_db.urls.admin,
+        owner_database_url=test_db.urls.owner,
+        db_role_prefix=test_db.roles.owner.removesuffix("_owner"),
+        pepper=PEPPER,
+        jwt_issuers=(),
+    )
+
+
+@pytest.fixture(scope="session")
+def installation(settings: Settings) -> Installation:
+    return Installation.open(settings)
+
+
+@pytest.fixture(scope="session")
+async def services(installation: Installation) -> AsyncIterator[Services]:
+    services = Services.build(installation)
+    await services.db.verify()
+    yield services
+    await services.db.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app(services: Services) -> AsyncIterator[FastAPI]:
+    app = create_app(services, dispose_on_shutdown=False)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tenantgate.test") as c:
+        yield c
+
+
+@dataclass(frozen=True)
+class TenantFixture:
+    tenant: Tenant
+    system: TenantContext  # the platform's context inside this tenant
+    owner_id: uuid.UUID
+    owner_key: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.tenant.id
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.owner_key}"}
+
+
+async def new_tenant(services: Services, name: str = "t") -> TenantFixture:
+    tenant = await services.tenants.create(f"{name}-{uuid.uuid4().hex[:10]}")
+    system = system_context(tenant.id, mode=services.settings.mode, request_id="test")
+    owner = await services.principals.create(
+        system, name="owner", kind=PrincipalKind.USER, roles=frozenset({Role.OWNER})
+    )
+    issued = await services.keys.create(system, principal_id=owner.id)
+    return TenantFixture(tenant, system, owner.id, issued.key)
+
+
+@pytest.fixture
+async def tenant_a(services: Services) -> TenantFixture:
+    return await new_tenant(services, "a")
+
+
+@pytest.fixture
+async def tenant_b(services: Services) -> TenantFixture:
+    return await new_tenant(services, "b")
