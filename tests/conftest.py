@@ -24,6 +24,7 @@ from tenantgate.auth import system_context
 from tenantgate.config import Settings
 from tenantgate.context import DeploymentMode, PrincipalKind, Role, TenantContext
 from tenantgate.installation import Installation, Services
+from tenantgate.logs import configure_logging
 from tenantgate.store import DatabaseUrls, EmbeddedPostgres, RoleNames, provision
 from tenantgate.tenants import Tenant
 
@@ -31,27 +32,27 @@ PEPPER = "test-pepper-" + "p" * 40
 
 
 @dataclass(frozen=True)
-class TestDatabase:
+class DatabaseFixture:
     urls: DatabaseUrls
     roles: RoleNames
     superuser: str  # a superuser URL of the same database
 
 
 @pytest.fixture(scope="session")
-def test_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
+def test_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFixture]:
     external = os.environ.get("TENANTGATE_TEST_DATABASE_URL")
     if not external:
         embedded = EmbeddedPostgres(tmp_path_factory.mktemp("embedded") / "data")
         urls = embedded.start()
         superuser = embedded.superuser_url().replace("/postgres?", "/tenantgate?")
-        yield TestDatabase(urls, embedded.roles, superuser)
+        yield DatabaseFixture(urls, embedded.roles, superuser)
         return
     suffix = uuid.uuid4().hex[:10]
     roles = RoleNames.from_prefix(f"tgt_{suffix}")
     dbname = f"tgt_{suffix}"
     urls = provision(external, roles=roles, database=dbname)
     base = psycopg.conninfo.conninfo_to_dict(external)
-    yield TestDatabase(urls, roles, psycopg.conninfo.make_conninfo(**{**base, "dbname": dbname}))
+    yield DatabaseFixture(urls, roles, psycopg.conninfo.make_conninfo(**{**base, "dbname": dbname}))
     with psycopg.connect(external, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         for role in (roles.owner, roles.app, roles.admin):
@@ -59,7 +60,7 @@ def test_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
 
 
 @pytest.fixture(scope="session")
-def settings(test_db: TestDatabase) -> Settings:
+def settings(test_db: DatabaseFixture) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         mode=DeploymentMode.SAAS,
@@ -132,3 +133,8 @@ async def tenant_a(services: Services) -> TenantFixture:
 @pytest.fixture
 async def tenant_b(services: Services) -> TenantFixture:
     return await new_tenant(services, "b")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_logs() -> None:
+    configure_logging("warning")

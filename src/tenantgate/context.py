@@ -35,6 +35,16 @@ class Role(StrEnum):
     ADMIN = "admin"
     MEMBER = "member"
 
+    def implied(self) -> frozenset[Role]:
+        """This role and every weaker one: an owner may act as admin or member, an admin as member."""
+        order = (Role.OWNER, Role.ADMIN, Role.MEMBER)
+        return frozenset(order[order.index(self) :])
+
+    @staticmethod
+    def closure(roles: frozenset[Role]) -> frozenset[Role]:
+        """Every role that holding ``roles`` lets one grant or use."""
+        return frozenset(r for held in roles for r in held.implied())
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TenantContext:
@@ -64,12 +74,12 @@ class TenantContext:
         """Derive the context an agent run acts under.
 
         It names this principal as the one it acts for and never holds more than it:
-        requested roles are intersected with this context's roles, and an AI execution
+        requested roles are cut to those this context holds or implies, and an AI execution
         context cannot derive another one (the chain would hide who started it).
         """
         if self.kind is PrincipalKind.AI_EXECUTION:
             raise ValueError("an AI execution context cannot start another AI execution")
-        granted = self.roles if roles is None else self.roles & roles
+        granted = self.roles if roles is None else roles & Role.closure(self.roles)
         return replace(
             self,
             principal_id=execution_id,

@@ -152,7 +152,8 @@ class Authenticator:
             raise Unauthenticated(_GENERIC if credential_id else "Unknown or disabled principal.")
         roles = frozenset(Role(r) for r in row.roles)
         if cap is not None:
-            roles &= frozenset(Role(r) for r in cap)
+            # A key holds its own roles only while its principal still holds them (or stronger ones).
+            roles = frozenset(Role(r) for r in cap) & Role.closure(roles)
         if not roles:
             _log.warning("auth.failed", reason="no_roles", tenant_id=str(tenant_id), request_id=request_id)
             raise Unauthenticated("This credential holds no role in its tenant any more.")

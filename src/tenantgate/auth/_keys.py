@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.auth._apikeys import KeyKind, generate_key, hash_key
 from tenantgate.context import Role, TenantContext
-from tenantgate.errors import InvalidInput, NotFound, RoleRequired
+from tenantgate.errors import Conflict, InvalidInput, NotFound, RoleRequired
 from tenantgate.logs import get_logger
 from tenantgate.store import Database, tables
 
@@ -92,9 +92,9 @@ class KeyService:
         async with self._db.tenant(ctx) as conn:
             held = await self._membership(conn, ctx, principal_id)
             wanted = held if roles is None else roles
-            if not wanted or not wanted <= held:
+            if not wanted or not wanted <= Role.closure(held):
                 raise InvalidInput(
-                    f"The key's roles must be a non-empty subset of the principal's roles {sorted(held)}."
+                    f"The key's roles must be among those the principal holds: {_names(Role.closure(held))}."
                 )
             check_grant(ctx, wanted)
             issued = await self._insert(conn, ctx, principal_id, wanted, name, expires_at, rotated_from=None)
@@ -119,6 +119,17 @@ class KeyService:
             old = await self._get(conn, ctx, key_id, for_update=True)
             if not old.active(now):
                 raise InvalidInput("Only an active key can be rotated; this one is revoked or expired.")
+            successor = (
+                await conn.execute(
+                    sa.select(_k.c.id).where(_k.c.tenant_id == ctx.tenant_id, _k.c.rotated_from == key_id).limit(1)
+                )
+            ).scalar_one_or_none()
+            if successor is not None:
+                # The row lock above serialises concurrent rotations, so a key has at most one successor.
+                raise Conflict(
+                    f"This key was already rotated (new key {successor}); rotate that one, or revoke this one "
+                    "to end its overlap now."
+                )
             check_grant(ctx, frozenset(old.roles))
             old_dies = now + overlap
             if old.expires_at is None or old.expires_at > old_dies:
@@ -204,8 +215,10 @@ class KeyService:
 
 def check_grant(ctx: TenantContext, roles: frozenset[Role]) -> None:
     # Nobody hands out a role they do not hold: an admin cannot mint an owner key.
-    if not roles <= ctx.roles:
-        raise RoleRequired(
-            f"You cannot grant roles you do not hold: {sorted(roles - ctx.roles)}.",
-            required=sorted(roles - ctx.roles),
-        )
+    missing = roles - Role.closure(ctx.roles)
+    if missing:
+        raise RoleRequired(f"You cannot grant roles you do not hold: {_names(missing)}.", required=sorted(missing))
+
+
+def _names(roles: frozenset[Role]) -> str:
+    return ", ".join(sorted(r.value for r in roles))

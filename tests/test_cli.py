@@ -1,0 +1,134 @@
+"""The README's first command, as a user runs it: `tenantgate serve` on a fresh data directory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli") / "tenantgate-data"
+
+
+@pytest.fixture(scope="module")
+def env(data_dir: Path) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
+    return {**clean, "TENANTGATE_DATA_DIR": str(data_dir)}
+
+
+def tg(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tenantgate", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    if ok:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def server(env: dict[str, str]) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tenantgate", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"tenantgate serve did not come up:\n{out}\n{err}")
+        time.sleep(0.2)
+    yield base
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert "tenantgate tenants create" in err  # the printed next step
+
+
+def test_serve_then_cli_key_then_whoami(server: str, env: dict[str, str]) -> None:
+    tenant_id = tg(env, "tenants", "create", "acme").stdout.strip()
+    key = tg(env, "keys", "create", "--tenant", tenant_id, "--role", "owner").stdout.strip()
+    assert key.startswith("tg_")
+    whoami = httpx.get(f"{server}/v1/whoami", headers={"Authorization": f"Bearer {key}"})
+    assert whoami.status_code == 200
+    assert whoami.json()["tenant_id"] == tenant_id
+    assert whoami.json()["roles"] == ["owner"]
+    assert "acme" in tg(env, "tenants", "list").stdout
+
+    listed = tg(env, "keys", "list", "--tenant", tenant_id).stdout
+    key_id = next(line.split()[1] for line in listed.splitlines() if key.split("_")[1] in line)
+    tg(env, "keys", "revoke", "--tenant", tenant_id, key_id)
+    assert httpx.get(f"{server}/v1/whoami", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+def test_cli_rotate_keeps_the_old_key_for_the_overlap(server: str, env: dict[str, str]) -> None:
+    tenant_id = tg(env, "tenants", "create", "rotating").stdout.strip()
+    old = tg(env, "keys", "create", "--tenant", tenant_id, "--role", "admin").stdout.strip()
+    listed = tg(env, "keys", "list", "--tenant", tenant_id).stdout
+    key_id = next(line.split()[1] for line in listed.splitlines() if old.split("_")[1] in line)
+    new = tg(env, "keys", "rotate", "--tenant", tenant_id, key_id, "--overlap", "1h").stdout.strip()
+    for key in (old, new):
+        assert httpx.get(f"{server}/v1/whoami", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    # A key has at most one successor; ending the overlap early is a revocation.
+    again = tg(env, "keys", "rotate", "--tenant", tenant_id, key_id, "--overlap", "0s", ok=False)
+    assert again.returncode == 2
+    assert "conflict" in again.stderr
+    tg(env, "keys", "revoke", "--tenant", tenant_id, key_id)
+    assert httpx.get(f"{server}/v1/whoami", headers={"Authorization": f"Bearer {old}"}).status_code == 401
+    assert httpx.get(f"{server}/v1/whoami", headers={"Authorization": f"Bearer {new}"}).status_code == 200
+
+
+def test_first_start_wrote_private_files_and_locked_the_database(
+    server: str, env: dict[str, str], data_dir: Path
+) -> None:
+    for name in ("pepper", "db-credentials.json", "platform-admin.key"):
+        mode = stat.S_IMODE((data_dir / name).stat().st_mode)
+        assert mode == 0o600, name
+    platform_key = (data_dir / "platform-admin.key").read_text().strip()
+    tenants = httpx.get(f"{server}/v1/platform/tenants", headers={"Authorization": f"Bearer {platform_key}"})
+    assert tenants.status_code == 200
+
+    app_url = tg(env, "db", "url", "--role", "app").stdout.strip()
+    with psycopg.connect(app_url) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("tenantgate_app",)
+    # The package's trust authentication is gone: no password, no login, even as the superuser.
+    without_password = app_url.replace(app_url.split("//")[1].split("@")[0], "postgres")
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(without_password.replace("/tenantgate?", "/postgres?"))
+
+
+def test_bad_cli_input_is_a_clear_error(server: str, env: dict[str, str]) -> None:
+    unknown = tg(env, "keys", "create", "--tenant", "00000000-0000-0000-0000-000000000001", ok=False)
+    assert unknown.returncode == 2
+    assert "not_found" in unknown.stderr
+    not_uuid = tg(env, "keys", "create", "--tenant", "acme", ok=False)
+    assert not_uuid.returncode != 0
+    assert "tenant" in not_uuid.stderr.lower()
+    bad_expiry = tg(env, "keys", "create", "--tenant", "00000000-0000-0000-0000-000000000001", "--expires", "soon", ok=False)
+    assert "invalid_input" in bad_expiry.stderr
+    bad_name = tg(env, "tenants", "create", "Not Valid", ok=False)
+    assert "invalid_input" in bad_name.stderr
