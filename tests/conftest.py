@@ -9,15 +9,19 @@ own tenants, never by truncating.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI
 from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from tenantgate.api import create_app
 from tenantgate.auth import system_context
@@ -39,20 +43,27 @@ class DatabaseFixture:
 
 
 @pytest.fixture(scope="session")
-def test_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFixture]:
+def test_db() -> Iterator[DatabaseFixture]:
     external = os.environ.get("TENANTGATE_TEST_DATABASE_URL")
     if not external:
-        embedded = EmbeddedPostgres(tmp_path_factory.mktemp("embedded") / "data")
-        urls = embedded.start()
-        superuser = embedded.superuser_url().replace("/postgres?", "/tenantgate?")
-        yield DatabaseFixture(urls, embedded.roles, superuser)
+        # Not under pytest's tmp_path: pytest prunes old base dirs, which may belong to a
+        # concurrent session whose server is still running.
+        root = Path(tempfile.mkdtemp(prefix="tenantgate-test-"))
+        embedded = EmbeddedPostgres(root / "data")
+        try:
+            urls = embedded.start()
+            superuser = embedded.superuser_url().replace("/postgres?", "/tenantgate?")
+            yield DatabaseFixture(urls, embedded.roles, superuser)
+        finally:
+            embedded.stop()
+            shutil.rmtree(root, ignore_errors=True)
         return
     suffix = uuid.uuid4().hex[:10]
     roles = RoleNames.from_prefix(f"tgt_{suffix}")
     dbname = f"tgt_{suffix}"
     urls = provision(external, roles=roles, database=dbname)
-    base = psycopg.conninfo.conninfo_to_dict(external)
-    yield DatabaseFixture(urls, roles, psycopg.conninfo.make_conninfo(**{**base, "dbname": dbname}))
+    superuser = make_url(external).set(database=dbname).render_as_string(hide_password=False)
+    yield DatabaseFixture(urls, roles, superuser)
     with psycopg.connect(external, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
         for role in (roles.owner, roles.app, roles.admin):

@@ -304,3 +304,12 @@ async def test_failed_auth_is_logged_with_request_id_but_never_the_secret(
     assert requests[-1]["request_id"] == ok.headers["x-request-id"]
     assert "S" * 43 not in stream.getvalue()
     assert tenant_a.owner_key not in stream.getvalue()
+
+
+async def test_a_key_is_rotated_at_most_once(client: httpx.AsyncClient, tenant_a: TenantFixture) -> None:
+    old = await _create_key(client, tenant_a)
+    first = await client.post(f"/v1/keys/{old['id']}/rotate", json={}, headers=tenant_a.headers())
+    second = await client.post(f"/v1/keys/{old['id']}/rotate", json={}, headers=tenant_a.headers())
+    assert first.status_code == 201
+    assert (second.status_code, second.json()["code"]) == (409, "conflict")
+    assert len((await client.get("/v1/keys", headers=tenant_a.headers())).json()) == 3  # fixture key, old, new

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from psycopg import sql
+
+from tests.conftest import DatabaseFixture
 
 
 def _free_port() -> int:
@@ -24,8 +30,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cli") / "tenantgate-data"
+def data_dir() -> Iterator[Path]:
+    # Not under pytest's tmp_path: as root, the embedded server runs as another user that
+    # must traverse every parent, and pytest re-tightens its own base directory to 0700.
+    root = Path(tempfile.mkdtemp(prefix="tenantgate-cli-"))
+    yield root / "tenantgate-data"
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +142,35 @@ def test_bad_cli_input_is_a_clear_error(server: str, env: dict[str, str]) -> Non
     assert "invalid_input" in bad_expiry.stderr
     bad_name = tg(env, "tenants", "create", "Not Valid", ok=False)
     assert "invalid_input" in bad_name.stderr
+
+
+def test_db_init_on_a_server_then_cli_with_the_printed_environment(test_db: DatabaseFixture) -> None:
+    prefix = f"tgi_{uuid.uuid4().hex[:8]}"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
+    init = tg(base, "db", "init", "--superuser-url", test_db.superuser, "--database", prefix, "--role-prefix", prefix)
+    printed = dict(line.split("=", 1) for line in init.stdout.splitlines() if line.startswith("TENANTGATE_"))
+    assert set(printed) == {
+        "TENANTGATE_DATABASE_URL", "TENANTGATE_ADMIN_DATABASE_URL", "TENANTGATE_OWNER_DATABASE_URL",
+        "TENANTGATE_DB_ROLE_PREFIX",
+    }  # fmt: skip
+    try:
+        env = {**base, **printed}
+        missing_pepper = tg(env, "tenants", "list", ok=False)
+        assert missing_pepper.returncode == 2
+        assert "TENANTGATE_PEPPER" in missing_pepper.stderr
+        env["TENANTGATE_PEPPER"] = "x" * 40
+        tenant_id = tg(env, "tenants", "create", "external").stdout.strip()
+        key = tg(env, "keys", "create", "--tenant", tenant_id, "--role", "admin").stdout.strip()
+        assert key.startswith("tg_")
+        with psycopg.connect(printed["TENANTGATE_DATABASE_URL"]) as conn:
+            assert conn.execute("SELECT count(*) FROM tenantgate.api_keys").fetchone() == (0,)  # no tenant set
+        # The owner's URL where the app role's belongs is refused at start, with the reason.
+        wrong = {**env, "TENANTGATE_DATABASE_URL": printed["TENANTGATE_OWNER_DATABASE_URL"]}
+        refused = tg(wrong, "tenants", "list", ok=False)
+        assert refused.returncode == 2
+        assert "bypass row-level security" in refused.stderr
+    finally:
+        with psycopg.connect(test_db.superuser, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(prefix)))
+            for role in ("owner", "app", "admin"):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(f"{prefix}_{role}")))

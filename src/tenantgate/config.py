@@ -55,6 +55,9 @@ class JwtKeyConfig(BaseModel):
         sources = [self.pem, self.pem_file, self.jwk, self.jwks_file, self.secret]
         if sum(s is not None for s in sources) != 1:
             raise ValueError("a JWT key needs exactly one of pem, pem_file, jwk, jwks_file, secret")
+        if self.secret is not None and len(self.secret.get_secret_value().encode("utf-8")) < 32:
+            # RFC 7518 §3.2: an HS256 key is at least as long as the hash output.
+            raise ValueError("an HMAC secret for JWTs must be at least 32 bytes")
         return self
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from tenantgate.config import JwtIssuerConfig, JwtKeyConfig
 from tenantgate.errors import ConfigurationError, Unauthenticated
@@ -36,7 +37,23 @@ class _Key:
     key: Any  # a cryptography public key, or bytes for HMAC
 
 
+_PRIVATE_KEY_TYPES = (
+    rsa.RSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+)
+
+
 def _load_keys(spec: JwtKeyConfig) -> list[_Key]:
+    keys = _read_keys(spec)
+    if any(isinstance(k.key, _PRIVATE_KEY_TYPES) for k in keys):
+        # A verifier needs only the public half; a private key here is a leak waiting to happen.
+        raise ConfigurationError("a JWT verification key is a private key: configure its public key instead")
+    return keys
+
+
+def _read_keys(spec: JwtKeyConfig) -> list[_Key]:
     try:
         if spec.secret is not None:
             return [_Key(spec.kid, spec.secret.get_secret_value().encode("utf-8"))]
@@ -102,6 +119,10 @@ class JwtVerifier:
             raise Unauthenticated("Bearer token is not valid yet.") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"Invalid bearer token: {exc}.") from exc
+        except (TypeError, ValueError) as exc:
+            # PyJWT raises these when the kid names a key of another family than the alg
+            # (an RSA key for ES256): a refusal, not a server error.
+            raise Unauthenticated("Bearer token's algorithm does not match the key its kid names.") from exc
         return self._map(issuer, claims)
 
     def _pick_key(self, issuer: JwtIssuerConfig, kid: Any) -> _Key:

@@ -84,6 +84,12 @@ class EmbeddedPostgres:
         migrate(urls.owner, roles=self.roles)
         return urls
 
+    def stop(self) -> None:
+        """Stop the server unless another process still uses it."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
     def superuser_url(self) -> str:
         creds = self._read_credentials()
         assert creds is not None
