@@ -40,7 +40,9 @@ async def _create_key(client: httpx.AsyncClient, tenant: TenantFixture, **body: 
     "authorization",
     [None, "", "Bearer", "Basic dXNlcjpwYXNz", "Bearer not-a-key", f"Bearer tg_short_{FAKE_SECRET}", "tg_x"],
 )
-async def test_missing_or_malformed_credentials_are_refused(client: httpx.AsyncClient, authorization: str | None) -> None:
+async def test_missing_or_malformed_credentials_are_refused(
+    client: httpx.AsyncClient, authorization: str | None
+) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
     _unauthenticated(await client.get("/v1/whoami", headers=headers))
 
@@ -184,7 +186,9 @@ async def test_members_cannot_manage_keys_and_admins_cannot_mint_owners(
 
     listed = await client.get("/v1/keys", headers=tenant_a.headers(member_key))
     assert (listed.status_code, listed.json()["code"]) == (403, "role_required")
-    minted = await client.post("/v1/keys", json={"principal_id": str(tenant_a.owner_id)}, headers=tenant_a.headers(admin_key))
+    minted = await client.post(
+        "/v1/keys", json={"principal_id": str(tenant_a.owner_id)}, headers=tenant_a.headers(admin_key)
+    )
     assert (minted.status_code, minted.json()["code"]) == (403, "role_required")
     escalate = await client.post(
         "/v1/principals", json={"name": "x", "roles": ["owner"]}, headers=tenant_a.headers(admin_key)
@@ -246,7 +250,12 @@ async def test_platform_flow_and_credential_separation(
         f"/v1/platform/tenants/{tenant['id']}/keys", json={"principal_id": principal.json()["id"]}, headers=op
     )
     whoami = (await client.get("/v1/whoami", headers={"Authorization": f"Bearer {key.json()['key']}"})).json()
-    assert whoami == {"tenant_id": tenant["id"], "principal_id": principal.json()["id"], "kind": "user", "roles": ["owner"]}
+    assert whoami == {
+        "tenant_id": tenant["id"],
+        "principal_id": principal.json()["id"],
+        "kind": "user",
+        "roles": ["owner"],
+    }
 
     listed = (await client.get("/v1/platform/tenants", headers=op)).json()
     assert {tenant["id"], str(tenant_a.id)} <= {t["id"] for t in listed}
@@ -288,7 +297,9 @@ async def test_failed_auth_is_logged_with_request_id_but_never_the_secret(
     try:
         prefix = tenant_a.owner_key.split("_")[1]
         presented = f"tg_{prefix}_{'S' * 43}"
-        response = await client.get("/v1/whoami", headers={"Authorization": f"Bearer {presented}", "X-Request-ID": "req-42"})
+        response = await client.get(
+            "/v1/whoami", headers={"Authorization": f"Bearer {presented}", "X-Request-ID": "req-42"}
+        )
         ok = await client.get("/v1/whoami", headers=tenant_a.headers())
     finally:
         configure_logging("warning")

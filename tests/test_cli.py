@@ -138,7 +138,9 @@ def test_bad_cli_input_is_a_clear_error(server: str, env: dict[str, str]) -> Non
     not_uuid = tg(env, "keys", "create", "--tenant", "acme", ok=False)
     assert not_uuid.returncode != 0
     assert "tenant" in not_uuid.stderr.lower()
-    bad_expiry = tg(env, "keys", "create", "--tenant", "00000000-0000-0000-0000-000000000001", "--expires", "soon", ok=False)
+    bad_expiry = tg(
+        env, "keys", "create", "--tenant", "00000000-0000-0000-0000-000000000001", "--expires", "soon", ok=False
+    )
     assert "invalid_input" in bad_expiry.stderr
     bad_name = tg(env, "tenants", "create", "Not Valid", ok=False)
     assert "invalid_input" in bad_name.stderr

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from tenantgate.store import TENANT_SETTING
-from tests.conftest import TenantFixture, DatabaseFixture
+from tests.conftest import DatabaseFixture, TenantFixture
 
 
 def _as_app(test_db: DatabaseFixture) -> psycopg.Connection:
@@ -62,7 +62,9 @@ async def test_insert_for_another_tenant_is_refused(
                 [tenant_b.id, uuid.uuid4()],
             )
     with psycopg.connect(test_db.urls.admin) as admin:
-        names = [r[0] for r in admin.execute("SELECT name FROM tenantgate.principals WHERE tenant_id = %s", [tenant_b.id])]
+        names = [
+            r[0] for r in admin.execute("SELECT name FROM tenantgate.principals WHERE tenant_id = %s", [tenant_b.id])
+        ]
     assert names == ["owner"]
 
 
@@ -131,7 +133,9 @@ async def test_role_attributes(test_db: DatabaseFixture) -> None:
                 [[test_db.roles.owner, test_db.roles.app, test_db.roles.admin]],
             )
         }
-        owners = {r[0] for r in conn.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'tenantgate'")}
+        owners = {
+            r[0] for r in conn.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'tenantgate'")
+        }
     assert attrs[test_db.roles.app] == (False, False)
     assert attrs[test_db.roles.owner] == (False, False)
     assert attrs[test_db.roles.admin] == (False, True)
