@@ -54,7 +54,7 @@ def tg(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.Completed
 
 
 @pytest.fixture(scope="module")
-def server(env: dict[str, str]) -> Iterator[str]:
+def server(env: dict[str, str], data_dir: Path) -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tenantgate", "serve", "--port", str(port)],
@@ -76,7 +76,10 @@ def server(env: dict[str, str]) -> Iterator[str]:
     yield base
     proc.terminate()
     _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
     assert "tenantgate tenants create" in err  # the printed next step
+    # Stopping serve stops the embedded PostgreSQL it started: nothing is left running.
+    assert not (data_dir / "pg" / "postmaster.pid").exists()
 
 
 def test_serve_then_cli_key_then_whoami(server: str, env: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -142,7 +143,14 @@ def serve(
         "  tenantgate keys create --tenant <tenant id> --role owner\n"
         f"  curl -H 'Authorization: Bearer <key>' http://{host}:{port}/v1/whoami"
     )
-    uvicorn.run(create_app(services), host=host, port=port, log_config=None, access_log=False)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exit normally instead, so the
+    # embedded server below is stopped rather than left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(create_app(services), host=host, port=port, log_config=None, access_log=False)
+    finally:
+        if installation.embedded is not None:
+            installation.embedded.stop()
 
 
 # --- db ----------------------------------------------------------------------------------
