@@ -14,3 +14,22 @@ async def test_whoami_answers_for_the_key_owner(client: httpx.AsyncClient, tenan
         "kind": "user",
         "roles": ["owner"],
     }
+
+
+async def test_openapi_documents_every_route_and_the_error_shape(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert {"/v1/whoami", "/v1/keys", "/v1/keys/{key_id}/rotate", "/v1/keys/{key_id}/revoke", "/v1/principals",
+            "/v1/platform/tenants", "/healthz"} <= set(paths)  # fmt: skip
+    assert set(spec["components"]["schemas"]["ErrorBody"]["required"]) == {"code", "message"}
+    for path, operations in paths.items():
+        if path.startswith("/v1/"):
+            for method, operation in operations.items():
+                assert "401" in operation["responses"], (method, path)
+
+
+async def test_unknown_routes_answer_with_the_error_shape(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/nothing-here")
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    wrong_method = await client.delete("/v1/whoami")
+    assert (wrong_method.status_code, wrong_method.json()["code"]) == (405, "method_not_allowed")
