@@ -10,15 +10,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-import sqlalchemy as sa
+from typing import Any, NoReturn
 
 from tenantgate.auth._apikeys import KeyKind, PresentedKey, keys_match, parse_key
 from tenantgate.auth._jwt import JwtVerifier
 from tenantgate.context import DeploymentMode, PrincipalKind, Role, TenantContext
 from tenantgate.errors import Unauthenticated
 from tenantgate.logs import get_logger
-from tenantgate.store import AuthTransaction, Database, tables
+from tenantgate.store import Database
 
 __all__ = ["Authenticator", "PlatformPrincipal", "system_context"]
 
@@ -28,7 +27,21 @@ _LAST_USED_RESOLUTION = timedelta(seconds=60)
 _GENERIC = "Invalid, expired or revoked API key."
 SYSTEM_PRINCIPAL = uuid.UUID(int=0)
 
-_t, _p, _m, _k = tables.tenants, tables.principals, tables.memberships, tables.api_keys
+# The authentication hot path, as SQL: each step runs as one pipelined round trip.
+_KEY_BY_PREFIX = """
+    SELECT tenant_id, id, principal_id, secret_hash, roles, expires_at, revoked_at, last_used_at
+      FROM tenantgate.api_keys WHERE prefix = %s
+"""
+_IDENTITY = """
+    SELECT t.status, p.id, p.kind, p.disabled_at, m.roles
+      FROM tenantgate.tenants t
+      JOIN tenantgate.principals p ON p.tenant_id = t.id
+      JOIN tenantgate.memberships m ON m.tenant_id = p.tenant_id AND m.principal_id = p.id
+     WHERE t.id = %s AND {principal} = %s
+"""
+_IDENTITY_BY_ID = _IDENTITY.format(principal="p.id")
+_IDENTITY_BY_EXTERNAL_ID = _IDENTITY.format(principal="p.external_id")
+_TOUCH_KEY = "UPDATE tenantgate.api_keys SET last_used_at = %s WHERE tenant_id = %s AND id = %s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,34 +96,20 @@ class Authenticator:
             raise Unauthenticated("Platform keys are accepted only on /v1/platform endpoints.")
         now = self._clock()
         async with self._db.authenticating() as tx:
-            await tx.name_key_prefix(key.prefix)
-            row = (
-                await tx.conn.execute(
-                    sa.select(
-                        _k.c.tenant_id, _k.c.id, _k.c.principal_id, _k.c.secret_hash, _k.c.roles,
-                        _k.c.expires_at, _k.c.revoked_at, _k.c.last_used_at,
-                    ).where(_k.c.prefix == key.prefix)
-                )
-            ).one_or_none()  # fmt: skip
+            row = await tx.find_by_prefix(key.prefix, _KEY_BY_PREFIX, (key.prefix,))
             # Same work whether or not the prefix exists: hash and compare either way.
             matched = keys_match(self._pepper, key, row.secret_hash if row is not None else None)
             if row is None or not matched:
                 self._fail(request_id, key, "unknown_prefix" if row is None else "bad_secret")
-            assert row is not None
             if row.revoked_at is not None:
                 self._fail(request_id, key, "revoked")
             if row.expires_at is not None and row.expires_at <= now:
                 self._fail(request_id, key, "expired")
-            await tx.enter_tenant(row.tenant_id)
-            ctx = await self._context(
-                tx, row.tenant_id, _p.c.id == row.principal_id, request_id=request_id, cap=row.roles,
-                credential_id=row.id,
-            )  # fmt: skip
-            if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION:
-                await tx.conn.execute(
-                    sa.update(_k).where(_k.c.tenant_id == row.tenant_id, _k.c.id == row.id).values(last_used_at=now)
-                )
-        return ctx
+            # last_used_at is advisory: written at most once a minute per key, in the same round trip.
+            stale = row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION
+            touch = (_TOUCH_KEY, (now, row.tenant_id, row.id)) if stale else None
+            identity = await tx.in_tenant(row.tenant_id, _IDENTITY_BY_ID, (row.tenant_id, row.principal_id), then=touch)
+            return self._context(identity, row.tenant_id, request_id=request_id, cap=row.roles, credential_id=row.id)
 
     async def _authenticate_jwt(self, token: str, *, request_id: str) -> TenantContext:
         assert self._jwt is not None
@@ -120,32 +119,20 @@ class Authenticator:
             _log.warning("auth.failed", method="jwt", reason=exc.message, request_id=request_id)
             raise
         async with self._db.authenticating() as tx:
-            await tx.enter_tenant(verified.tenant_id)
-            return await self._context(
-                tx, verified.tenant_id, _p.c.external_id == verified.subject, request_id=request_id
+            identity = await tx.in_tenant(
+                verified.tenant_id, _IDENTITY_BY_EXTERNAL_ID, (verified.tenant_id, verified.subject)
             )
+            return self._context(identity, verified.tenant_id, request_id=request_id)
 
-    async def _context(
+    def _context(
         self,
-        tx: AuthTransaction,
+        row: Any,
         tenant_id: uuid.UUID,
-        which: sa.ColumnElement[bool],
         *,
         request_id: str,
         cap: list[str] | None = None,
         credential_id: uuid.UUID | None = None,
     ) -> TenantContext:
-        row = (
-            await tx.conn.execute(
-                sa.select(_t.c.status, _p.c.id, _p.c.kind, _p.c.disabled_at, _m.c.roles)
-                .select_from(
-                    _t.join(_p, _p.c.tenant_id == _t.c.id).join(
-                        _m, sa.and_(_m.c.tenant_id == _p.c.tenant_id, _m.c.principal_id == _p.c.id)
-                    )
-                )
-                .where(_t.c.id == tenant_id, which)
-            )
-        ).one_or_none()
         if row is None or row.status != "active" or row.disabled_at is not None:
             reason = "no_principal" if row is None else "tenant_suspended" if row.status != "active" else "disabled"
             _log.warning("auth.failed", reason=reason, tenant_id=str(tenant_id), request_id=request_id)
@@ -168,7 +155,7 @@ class Authenticator:
         )
 
     @staticmethod
-    def _fail(request_id: str, key: PresentedKey, reason: str) -> None:
+    def _fail(request_id: str, key: PresentedKey, reason: str) -> NoReturn:
         # The prefix is a public identifier; the secret never reaches a log.
         _log.warning("auth.failed", method="api_key", reason=reason, key_prefix=key.prefix, request_id=request_id)
         raise Unauthenticated(_GENERIC)
