@@ -324,3 +324,31 @@ async def test_a_key_is_rotated_at_most_once(client: httpx.AsyncClient, tenant_a
     assert first.status_code == 201
     assert (second.status_code, second.json()["code"]) == (409, "conflict")
     assert len((await client.get("/v1/keys", headers=tenant_a.headers())).json()) == 3  # fixture key, old, new
+
+
+@pytest.mark.parametrize(
+    ("authorization", "reason"),
+    [
+        (None, "missing"),
+        ("Basic dXNlcjpwYXNz", "malformed_header"),
+        ("Bearer tg_short_x", "malformed_key"),
+        ("Bearer not-a-key-or-jwt", "unrecognised_credential"),
+        (f"Bearer tg_zzzzzzzzzzzz_{FAKE_SECRET}", "unknown_prefix"),
+        (f"Bearer tgp_zzzzzzzzzzzz_{FAKE_SECRET}", "platform_key"),
+    ],
+)
+async def test_every_refusal_is_logged_once_with_its_reason(
+    client: httpx.AsyncClient, authorization: str | None, reason: str
+) -> None:
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    try:
+        headers = {"X-Request-ID": "req-refused"}
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        _unauthenticated(await client.get("/v1/whoami", headers=headers))
+    finally:
+        configure_logging("warning")
+    failures = [json.loads(line) for line in stream.getvalue().splitlines() if '"auth.failed"' in line]
+    assert [(f["reason"], f["request_id"]) for f in failures] == [(reason, "req-refused")]
+    assert FAKE_SECRET not in stream.getvalue()

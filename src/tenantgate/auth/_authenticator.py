@@ -83,28 +83,43 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None, *, request_id: str) -> TenantContext:
         """Authenticate an ``Authorization: Bearer ...`` header value for a tenant request."""
-        token = bearer_token(authorization)
+        token = bearer_token(authorization, request_id=request_id)
         if token.startswith(f"{KeyKind.TENANT.value}_"):
             return await self.authenticate_key(token, request_id=request_id)
-        if self._jwt is not None and self._jwt.enabled and token.count(".") == 2:
-            return await self._authenticate_jwt(token, request_id=request_id)
-        raise Unauthenticated("Unrecognised credential: send a tenantgate API key or a bearer JWT.")
+        if self._jwt is None or not self._jwt.enabled or token.count(".") != 2:
+            refuse(
+                request_id,
+                method="unknown",
+                reason="unrecognised_credential",
+                message="Unrecognised credential: send a tenantgate API key or a bearer JWT.",
+            )
+        return await self._authenticate_jwt(token, request_id=request_id)
 
     async def authenticate_key(self, value: str, *, request_id: str) -> TenantContext:
-        key = parse_key(value)
+        key = parse_presented(value, request_id=request_id)
         if key.kind is not KeyKind.TENANT:
-            raise Unauthenticated("Platform keys are accepted only on /v1/platform endpoints.")
+            refuse(
+                request_id,
+                method="api_key",
+                reason="platform_key",
+                message="Platform keys are accepted only on /v1/platform endpoints.",
+                key_prefix=key.prefix,
+            )
         now = self._clock()
         async with self._db.authenticating() as tx:
             row = await tx.find_by_prefix(key.prefix, _KEY_BY_PREFIX, (key.prefix,))
             # Same work whether or not the prefix exists: hash and compare either way.
             matched = keys_match(self._pepper, key, row.secret_hash if row is not None else None)
-            if row is None or not matched:
-                self._fail(request_id, key, "unknown_prefix" if row is None else "bad_secret")
-            if row.revoked_at is not None:
-                self._fail(request_id, key, "revoked")
-            if row.expires_at is not None and row.expires_at <= now:
-                self._fail(request_id, key, "expired")
+            reason = (
+                "unknown_prefix" if row is None
+                else "bad_secret" if not matched
+                else "revoked" if row.revoked_at is not None
+                else "expired" if row.expires_at is not None and row.expires_at <= now
+                else None
+            )  # fmt: skip
+            if reason is not None:
+                # One message for every reason: the response must not tell which one it was.
+                refuse(request_id, method="api_key", reason=reason, key_prefix=key.prefix)
             # last_used_at is advisory: written at most once a minute per key, in the same round trip.
             stale = row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION
             touch = (_TOUCH_KEY, (now, row.tenant_id, row.id)) if stale else None
@@ -116,8 +131,7 @@ class Authenticator:
         try:
             verified = self._jwt.verify(token)
         except Unauthenticated as exc:
-            _log.warning("auth.failed", method="jwt", reason=exc.message, request_id=request_id)
-            raise
+            refuse(request_id, method="jwt", reason="invalid_token", message=exc.message, cause=exc)
         async with self._db.authenticating() as tx:
             identity = await tx.in_tenant(
                 verified.tenant_id, _IDENTITY_BY_EXTERNAL_ID, (verified.tenant_id, verified.subject)
@@ -133,17 +147,18 @@ class Authenticator:
         cap: list[str] | None = None,
         credential_id: uuid.UUID | None = None,
     ) -> TenantContext:
+        method = "api_key" if credential_id else "jwt"
         if row is None or row.status != "active" or row.disabled_at is not None:
             reason = "no_principal" if row is None else "tenant_suspended" if row.status != "active" else "disabled"
-            _log.warning("auth.failed", reason=reason, tenant_id=str(tenant_id), request_id=request_id)
-            raise Unauthenticated(_GENERIC if credential_id else "Unknown or disabled principal.")
+            message = _GENERIC if credential_id else "Unknown or disabled principal."
+            refuse(request_id, method=method, reason=reason, message=message, tenant_id=str(tenant_id))
         roles = frozenset(Role(r) for r in row.roles)
         if cap is not None:
             # A key holds its own roles only while its principal still holds them (or stronger ones).
             roles = frozenset(Role(r) for r in cap) & Role.closure(roles)
         if not roles:
-            _log.warning("auth.failed", reason="no_roles", tenant_id=str(tenant_id), request_id=request_id)
-            raise Unauthenticated("This credential holds no role in its tenant any more.")
+            message = "This credential holds no role in its tenant any more."
+            refuse(request_id, method=method, reason="no_roles", message=message, tenant_id=str(tenant_id))
         return TenantContext(
             tenant_id=tenant_id,
             principal_id=row.id,
@@ -154,18 +169,43 @@ class Authenticator:
             credential_id=credential_id,
         )
 
-    @staticmethod
-    def _fail(request_id: str, key: PresentedKey, reason: str) -> NoReturn:
-        # The prefix is a public identifier; the secret never reaches a log.
-        _log.warning("auth.failed", method="api_key", reason=reason, key_prefix=key.prefix, request_id=request_id)
-        raise Unauthenticated(_GENERIC)
+
+def refuse(
+    request_id: str,
+    *,
+    method: str,
+    reason: str,
+    message: str = _GENERIC,
+    cause: BaseException | None = None,
+    **log_fields: str,
+) -> NoReturn:
+    """Log a failed authentication (never the presented secret) and refuse it."""
+    _log.warning("auth.failed", method=method, reason=reason, request_id=request_id, **log_fields)
+    raise Unauthenticated(message) from cause
 
 
-def bearer_token(authorization: str | None) -> str:
+def bearer_token(authorization: str | None, *, request_id: str) -> str:
     if not authorization:
-        raise Unauthenticated("Missing Authorization header: send `Authorization: Bearer <api key or token>`.")
+        refuse(
+            request_id,
+            method="none",
+            reason="missing",
+            message="Missing Authorization header: send `Authorization: Bearer <api key or token>`.",
+        )
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 8192:
-        raise Unauthenticated("Authorization header must be `Bearer <api key or token>`.")
+        refuse(
+            request_id,
+            method="none",
+            reason="malformed_header",
+            message="Authorization header must be `Bearer <api key or token>`.",
+        )
     return token
+
+
+def parse_presented(value: str, *, request_id: str) -> PresentedKey:
+    try:
+        return parse_key(value)
+    except Unauthenticated as exc:
+        refuse(request_id, method="api_key", reason="malformed_key", message=exc.message, cause=exc)

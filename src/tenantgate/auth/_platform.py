@@ -8,9 +8,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from tenantgate.auth._apikeys import KeyKind, generate_key, hash_key, keys_match, parse_key
-from tenantgate.auth._authenticator import PlatformPrincipal, bearer_token
-from tenantgate.errors import NotFound, Unauthenticated
+from tenantgate.auth._apikeys import KeyKind, generate_key, hash_key, keys_match
+from tenantgate.auth._authenticator import PlatformPrincipal, bearer_token, parse_presented, refuse
+from tenantgate.errors import NotFound
 from tenantgate.logs import get_logger
 from tenantgate.store import Database, tables
 
@@ -85,7 +85,7 @@ class PlatformKeys:
         _log.info("platform_key.revoked", key_id=str(key_id))
 
     async def authenticate(self, authorization: str | None, *, request_id: str) -> PlatformPrincipal:
-        key = parse_key(bearer_token(authorization))
+        key = parse_presented(bearer_token(authorization, request_id=request_id), request_id=request_id)
         async with self._db.admin() as conn:
             row = (
                 await conn.execute(
@@ -96,7 +96,12 @@ class PlatformKeys:
             ).one_or_none()
             ok = keys_match(self._pepper, key, row.secret_hash if row is not None else None)
             if key.kind is not KeyKind.PLATFORM or row is None or not ok or row.revoked_at is not None:
-                _log.warning("auth.failed", method="platform_key", key_prefix=key.prefix, request_id=request_id)
-                raise Unauthenticated("Invalid or revoked platform key.")
+                refuse(
+                    request_id,
+                    method="platform_key",
+                    reason="invalid",
+                    message="Invalid or revoked platform key.",
+                    key_prefix=key.prefix,
+                )
             await conn.execute(sa.update(_pk).where(_pk.c.id == row.id).values(last_used_at=sa.func.now()))
         return PlatformPrincipal(key_id=row.id, name=row.name, request_id=request_id)
