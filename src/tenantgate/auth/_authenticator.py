@@ -84,7 +84,7 @@ class Authenticator:
     async def authenticate(self, authorization: str | None, *, request_id: str) -> TenantContext:
         """Authenticate an ``Authorization: Bearer ...`` header value for a tenant request."""
         token = bearer_token(authorization, request_id=request_id)
-        if token.startswith(f"{KeyKind.TENANT.value}_"):
+        if token.startswith(tuple(f"{kind.value}_" for kind in KeyKind)):
             return await self.authenticate_key(token, request_id=request_id)
         if self._jwt is None or not self._jwt.enabled or token.count(".") != 2:
             refuse(
