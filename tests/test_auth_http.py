@@ -14,6 +14,7 @@ import pytest
 from tenantgate.api import create_app
 from tenantgate.auth import Authenticator
 from tenantgate.context import PrincipalKind, Role
+from tenantgate.errors import InvalidInput
 from tenantgate.installation import Installation, Services
 from tenantgate.logs import configure_logging
 from tenantgate.store import Database
@@ -352,3 +353,29 @@ async def test_every_refusal_is_logged_once_with_its_reason(
     failures = [json.loads(line) for line in stream.getvalue().splitlines() if '"auth.failed"' in line]
     assert [(f["reason"], f["request_id"]) for f in failures] == [(reason, "req-refused")]
     assert FAKE_SECRET not in stream.getvalue()
+
+
+async def test_admins_cannot_revoke_owner_keys(
+    client: httpx.AsyncClient, tenant_a: TenantFixture, services: Services
+) -> None:
+    admin = await services.principals.create(
+        tenant_a.system, name="a", kind=PrincipalKind.USER, roles=frozenset({Role.ADMIN})
+    )
+    admin_key = (await services.keys.create(tenant_a.system, principal_id=admin.id)).key
+    owner_key_id = next(
+        k["id"] for k in (await client.get("/v1/keys", headers=tenant_a.headers())).json() if k["roles"] == ["owner"]
+    )
+    refused = await client.post(f"/v1/keys/{owner_key_id}/revoke", headers=tenant_a.headers(admin_key))
+    assert (refused.status_code, refused.json()["code"]) == (403, "role_required")
+    assert (await client.get("/v1/whoami", headers=tenant_a.headers())).status_code == 200
+
+
+async def test_naive_expiry_is_refused(client: httpx.AsyncClient, services: Services, tenant_a: TenantFixture) -> None:
+    with pytest.raises(InvalidInput, match="time zone"):
+        await services.keys.create(
+            tenant_a.system,
+            principal_id=tenant_a.owner_id,
+            expires_at=datetime(2099, 1, 1),  # noqa: DTZ001 - the point of the test
+        )
+    response = await client.post("/v1/keys", json={"expires_at": "2099-01-01T00:00:00"}, headers=tenant_a.headers())
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_input")

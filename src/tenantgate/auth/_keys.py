@@ -87,6 +87,8 @@ class KeyService:
     ) -> IssuedKey:
         require_manager(ctx)
         now = self._clock()
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise InvalidInput("expires_at needs a time zone.")
         if expires_at is not None and expires_at <= now:
             raise InvalidInput("expires_at must be in the future.")
         async with self._db.tenant(ctx) as conn:
@@ -156,7 +158,9 @@ class KeyService:
     async def revoke(self, ctx: TenantContext, key_id: uuid.UUID) -> KeyInfo:
         require_manager(ctx)
         async with self._db.tenant(ctx) as conn:
-            await self._get(conn, ctx, key_id, for_update=True)
+            key = await self._get(conn, ctx, key_id, for_update=True)
+            # Revoking is managing: an admin cannot revoke an owner's key any more than mint one.
+            check_grant(ctx, frozenset(key.roles))
             row = (
                 await conn.execute(
                     sa.update(_k)
