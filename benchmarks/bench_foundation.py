@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    /work/venv/bin/python benchmarks/bench_foundation.py           # full run, a few minutes
-    /work/venv/bin/python benchmarks/bench_foundation.py --quick   # short run, to check it works
+    .venv/bin/python benchmarks/bench_foundation.py           # full run, a few minutes
+    .venv/bin/python benchmarks/bench_foundation.py --quick   # short run, to check it works
 
 By default an embedded PostgreSQL is started in a temporary directory and removed at
 exit. With ``TENANTGATE_BENCH_DATABASE_URL`` (a superuser URL) a fresh database and a
