@@ -1,0 +1,39 @@
+"""The ``tenantgate`` command. One module per command group.
+
+CLI commands are platform operations by whoever can read the installation's data
+directory (or holds its database URLs); tenant-scoped ones run as the tenant's
+``system`` principal, under the same row-level security as API traffic.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tenantgate.cli._common import err
+from tenantgate.cli._db import db_app
+from tenantgate.cli._keys import keys_app
+from tenantgate.cli._platform import platform_app
+from tenantgate.cli._principals import principals_app
+from tenantgate.cli._serve import serve
+from tenantgate.cli._tenants import tenants_app
+from tenantgate.errors import TenantgateError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="tenantgate: the capability boundary for multi-tenant AI agents.", no_args_is_help=True)
+app.command()(serve)
+app.add_typer(db_app, name="db")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(principals_app, name="principals")
+app.add_typer(keys_app, name="keys")
+app.add_typer(platform_app, name="platform")
+
+
+def main() -> None:
+    try:
+        app()
+    except TenantgateError as exc:
+        err.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        sys.exit(2)

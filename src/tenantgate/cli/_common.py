@@ -1,0 +1,80 @@
+"""Shared plumbing for the CLI commands: settings, running an action on the services, parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from tenantgate.auth import system_context
+from tenantgate.config import Settings
+from tenantgate.context import TenantContext
+from tenantgate.errors import InvalidInput
+from tenantgate.installation import Installation, Services
+from tenantgate.logs import configure_logging
+
+__all__ = ["TenantOpt", "err", "load_settings", "out", "parse_duration", "parse_expiry", "run", "tenant_context"]
+
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+T = TypeVar("T")
+
+TenantOpt = Annotated[uuid.UUID, typer.Option("--tenant", help="Tenant id.")]
+
+
+def load_settings() -> Settings:
+    return Settings()
+
+
+def run(action: Callable[[Services], Awaitable[T]]) -> T:
+    """Open the installation, run ``action`` on verified services, close them."""
+    configured = load_settings()
+    configure_logging("warning")
+    installation = Installation.open(configured)
+
+    async def go() -> T:
+        services = Services.build(installation)
+        try:
+            await services.db.verify()
+            return await action(services)
+        finally:
+            await services.db.dispose()
+
+    return asyncio.run(go())
+
+
+def tenant_context(services: Services, tenant_id: uuid.UUID) -> TenantContext:
+    """The platform's own context inside one tenant, for tenant-scoped CLI commands."""
+    return system_context(tenant_id, mode=services.settings.mode, request_id=f"cli-{uuid.uuid4().hex[:12]}")
+
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``12h``, ``7d``."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise InvalidInput(f"Cannot read {text!r} as a duration: use e.g. 90s, 15m, 12h or 7d.")
+    return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+
+
+def parse_expiry(text: str) -> datetime:
+    """A duration from now (``30d``), or an ISO 8601 time with a zone."""
+    if _DURATION.fullmatch(text.strip()):
+        return datetime.now(UTC) + parse_duration(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput(f"Cannot read {text!r} as a duration (30d, 12h) or an ISO time.") from exc
+    if when.tzinfo is None:
+        raise InvalidInput("Give the expiry time with a zone, e.g. 2027-01-01T00:00:00+00:00.")
+    return when
