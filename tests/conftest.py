@@ -31,6 +31,7 @@ from tenantgate.installation import Installation, Services
 from tenantgate.logs import configure_logging
 from tenantgate.store import DatabaseUrls, EmbeddedPostgres, RoleNames, provision
 from tenantgate.tenants import Tenant
+from tests import fixture_tools
 
 PEPPER = "test-pepper-" + "p" * 40
 
@@ -91,10 +92,11 @@ def installation(settings: Settings) -> Installation:
 
 @pytest.fixture(scope="session")
 async def services(installation: Installation) -> AsyncIterator[Services]:
-    services = Services.build(installation)
+    services = Services.build(installation, registry=fixture_tools.registry(installation.settings.mode))
     await services.db.verify()
+    await services.start()
     yield services
-    await services.db.dispose()
+    await services.stop()
 
 
 @pytest.fixture(scope="session")

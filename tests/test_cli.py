@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -11,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -41,7 +42,7 @@ def data_dir() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def env(data_dir: Path) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
-    return {**clean, "TENANTGATE_DATA_DIR": str(data_dir)}
+    return {**clean, "TENANTGATE_DATA_DIR": str(data_dir), "TENANTGATE_PLUGINS": "tests.fixture_tools:PLUGIN"}
 
 
 def tg(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -179,3 +180,46 @@ def test_db_init_on_a_server_then_cli_with_the_printed_environment(test_db: Data
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(prefix)))
             for role in ("owner", "app", "admin"):
                 conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(f"{prefix}_{role}")))
+
+
+def test_policy_and_kill_switches_from_the_cli_reach_the_server(
+    server: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    tenant_id = tg(env, "tenants", "create", "gated").stdout.strip()
+    key = tg(env, "keys", "create", "--tenant", tenant_id, "--role", "owner").stdout.strip()
+    headers = {"Authorization": f"Bearer {key}"}
+    echo = f"{server}/v1/tools/echo@v1/call"
+    assert httpx.post(echo, json={"arguments": {"text": "x"}}, headers=headers).json()["code"] == "not_granted"
+
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({
+        "packages": [{"package": "plugin-basics"}],
+        "grants": [{"id": "bots-echo", "tools": ["echo@v1"], "kinds": ["service_account"]}],
+    }))  # fmt: skip
+    assert "version 1" in tg(env, "policy", "set", "--tenant", tenant_id, "--file", str(policy)).stdout
+    assert '"bots-echo"' in tg(env, "policy", "show", "--tenant", tenant_id).stdout
+    assert _eventually(lambda: httpx.post(echo, json={"arguments": {"text": "x"}}, headers=headers).status_code == 200)
+
+    switch_id = tg(
+        env, "kill-switch", "set", "--scope", "tool", "--target", "echo@v1", "--reason", "drill"
+    ).stdout.strip()
+    assert "drill" in tg(env, "kill-switch", "list").stdout
+    blocked = lambda: httpx.post(echo, json={"arguments": {"text": "x"}}, headers=headers).json().get("code")  # noqa: E731
+    assert _eventually(lambda: blocked() == "kill_switch")
+    tg(env, "kill-switch", "clear", switch_id)
+    assert _eventually(lambda: blocked() is None)
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"grants": [{"id": "x", "tools": ["shell@v1"]}]}))
+    refused = tg(env, "policy", "set", "--tenant", tenant_id, "--file", str(bad), ok=False)
+    assert (refused.returncode, "unknown tool 'shell@v1'" in refused.stderr) == (2, True)
+
+
+def _eventually(check: Callable[[], bool], within: float = 1.0) -> bool:
+    """True once ``check`` holds; changes made by another process must arrive within a second."""
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     pepper: SecretStr | None = None
 
     jwt_issuers: Annotated[tuple[JwtIssuerConfig, ...], NoDecode] = ()
+    # Operators' own tools: "package.module:attribute" references, comma-separated.
+    plugins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("jwt_issuers", mode="before")
@@ -120,6 +122,13 @@ class Settings(BaseSettings):
             if text.startswith("@"):
                 text = Path(text[1:]).read_text(encoding="utf-8")
             return json.loads(text) if text else ()
+        return value
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _parse_plugins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(ref.strip() for ref in value.split(",") if ref.strip())
         return value
 
     @field_validator("db_role_prefix")

@@ -59,16 +59,27 @@ class TenantContext:
     # For an AI execution context: the principal that started the run. It bounds
     # everything this context may do.
     acting_for: uuid.UUID | None = None
+    acting_for_kind: PrincipalKind | None = None
     credential_id: uuid.UUID | None = field(default=None, compare=False)
+    # Every role the held roles imply (an owner acts as admin and member): computed once.
+    held: frozenset[Role] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.kind is PrincipalKind.AI_EXECUTION and self.acting_for is None:
+        object.__setattr__(self, "held", Role.closure(self.roles))
+        if self.kind is PrincipalKind.AI_EXECUTION and (self.acting_for is None or self.acting_for_kind is None):
             raise ValueError("an AI execution context must name the principal that started it")
-        if self.kind is not PrincipalKind.AI_EXECUTION and self.acting_for is not None:
+        if self.kind is not PrincipalKind.AI_EXECUTION and (
+            self.acting_for is not None or self.acting_for_kind is not None
+        ):
             raise ValueError("only AI execution contexts act for another principal")
 
+    @property
+    def root_principal(self) -> uuid.UUID:
+        """The principal ultimately responsible: the caller, or the one an AI execution acts for."""
+        return self.acting_for if self.acting_for is not None else self.principal_id
+
     def has_any_role(self, *roles: Role) -> bool:
-        return not self.roles.isdisjoint(roles)
+        return not self.held.isdisjoint(roles)
 
     def for_ai_execution(self, execution_id: uuid.UUID, *, roles: frozenset[Role] | None = None) -> TenantContext:
         """Derive the context an agent run acts under.
@@ -86,4 +97,5 @@ class TenantContext:
             kind=PrincipalKind.AI_EXECUTION,
             roles=granted,
             acting_for=self.principal_id,
+            acting_for_kind=self.kind,
         )

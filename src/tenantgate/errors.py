@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "CapabilityDenied",
     "ConfigurationError",
     "Conflict",
     "DatabaseUnavailable",
@@ -59,6 +60,12 @@ class RoleRequired(PermissionDenied):
     """This action needs a role the caller does not hold."""
 
     code = "role_required"
+
+
+class CapabilityDenied(PermissionDenied):
+    """This deployment mode does not grant the capability; the tool cannot exist here."""
+
+    code = "capability_denied"
 
 
 class NotFound(TenantgateError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tenantgate.audit import AuditLog
 from tenantgate.auth import (
     Authenticator,
     JwtVerifier,
@@ -18,10 +19,12 @@ from tenantgate.auth import (
 )
 from tenantgate.config import Settings
 from tenantgate.errors import ConfigurationError
+from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
+from tenantgate.tools import Executor, ToolRegistry, load_plugins
 
-__all__ = ["Installation", "Services"]
+__all__ = ["Installation", "Services", "build_registry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,13 @@ class Installation:
         )
 
 
+def build_registry(settings: Settings) -> ToolRegistry:
+    """The process's tools: built-ins this mode allows, then the operator's plugins."""
+    registry = ToolRegistry(settings.mode)
+    load_plugins(registry, settings.plugins)
+    return registry
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """The services one process runs with, built once from an installation."""
@@ -87,18 +97,48 @@ class Services:
     principals: PrincipalService
     tenants: TenantService
     platform_keys: PlatformKeys
+    audit: AuditLog
+    registry: ToolRegistry
+    policies: PolicyStore
+    policy_cache: PolicyCache
+    confirmations: Confirmations
+    boundary: Boundary
 
     @classmethod
-    def build(cls, installation: Installation, db: Database | None = None) -> Services:
+    def build(
+        cls, installation: Installation, db: Database | None = None, registry: ToolRegistry | None = None
+    ) -> Services:
         settings = installation.settings
         db = db or installation.database()
+        registry = registry if registry is not None else build_registry(settings)
         jwt = JwtVerifier(settings.jwt_issuers) if settings.jwt_issuers else None
+        audit = AuditLog(db=db)
+        policies = PolicyStore(db=db, registry=registry, audit=audit)
+        cache = PolicyCache(store=policies, listen_url=installation.app_url)
+        confirmations = Confirmations(db=db, registry=registry, audit=audit)
+        gate = Gate(registry=registry, policies=cache)
         return cls(
             settings=settings,
             db=db,
-            authenticator=Authenticator(db=db, pepper=installation.pepper, mode=settings.mode, jwt=jwt),
-            keys=KeyService(db=db, pepper=installation.pepper),
-            principals=PrincipalService(db=db),
-            tenants=TenantService(db=db),
-            platform_keys=PlatformKeys(db=db, pepper=installation.pepper),
+            authenticator=Authenticator(db=db, pepper=installation.pepper, mode=settings.mode, jwt=jwt, audit=audit),
+            keys=KeyService(db=db, pepper=installation.pepper, audit=audit),
+            principals=PrincipalService(db=db, audit=audit),
+            tenants=TenantService(db=db, audit=audit),
+            platform_keys=PlatformKeys(db=db, pepper=installation.pepper, audit=audit),
+            audit=audit,
+            registry=registry,
+            policies=policies,
+            policy_cache=cache,
+            confirmations=confirmations,
+            boundary=Boundary(
+                gate=gate, executor=Executor(registry=registry), confirmations=confirmations, audit=audit
+            ),
         )
+
+    async def start(self) -> None:
+        """Start what runs in the background (the policy listener). Call on the serving loop."""
+        await self.policy_cache.start()
+
+    async def stop(self) -> None:
+        await self.policy_cache.stop()
+        await self.db.dispose()

@@ -9,11 +9,15 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from tenantgate import __version__
+from tenantgate.api._audit_routes import router as audit_router
+from tenantgate.api._confirmation_routes import router as confirmation_router
 from tenantgate.api._deps import ServicesDep
 from tenantgate.api._errors import ErrorBody, install_error_handlers
 from tenantgate.api._middleware import RequestContextMiddleware
 from tenantgate.api._platform_routes import router as platform_router
+from tenantgate.api._policy_routes import router as policy_router
 from tenantgate.api._tenant_routes import router as tenant_router
+from tenantgate.api._tool_routes import router as tool_router
 from tenantgate.installation import Services
 
 __all__ = ["create_app"]
@@ -29,9 +33,10 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.db.verify()
+        await services.start()
         yield
         if dispose_on_shutdown:
-            await services.db.dispose()
+            await services.stop()
 
     app = FastAPI(
         title="tenantgate",
@@ -48,6 +53,10 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
         return Health(status="ok")
 
     app.include_router(tenant_router)
+    app.include_router(tool_router)
+    app.include_router(confirmation_router)
+    app.include_router(policy_router)
+    app.include_router(audit_router)
     app.include_router(platform_router)
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.

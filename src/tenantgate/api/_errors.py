@@ -26,6 +26,8 @@ _STATUS = {
     "invalid_input": 422,
     "configuration_error": 500,
     "database_unavailable": 503,
+    "policy_unavailable": 503,
+    "capability_denied": 403,
     "internal_error": 500,
 }
 _HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Operator, ServicesDep
 from tenantgate.api._errors import ERROR_RESPONSES
@@ -16,9 +17,11 @@ from tenantgate.api._models import (
     TenantCreate,
     TenantOut,
 )
+from tenantgate.api._policy_routes import SwitchIn, SwitchOut
 from tenantgate.auth import system_context
 from tenantgate.context import TenantContext
 from tenantgate.errors import InvalidInput, NotFound
+from tenantgate.gate import ComplianceMode, SwitchScope
 from tenantgate.installation import Services
 from tenantgate.tenants import TenantStatus
 
@@ -82,3 +85,61 @@ async def create_key(tenant_id: uuid.UUID, body: KeyCreate, op: Operator, servic
         expires_at=body.expiry(),
     )
     return KeyCreated.issued(issued)
+
+
+class PlatformSwitchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scope: SwitchScope
+    target: str = Field("", max_length=200)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ComplianceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: ComplianceMode
+
+
+@router.get("/kill-switches", response_model=list[SwitchOut])
+async def list_platform_switches(op: Operator, services: ServicesDep) -> list[SwitchOut]:
+    return [SwitchOut.of(s) for s in await services.policies.platform_switches()]
+
+
+@router.post("/kill-switches", response_model=SwitchOut, status_code=201)
+async def set_platform_switch(body: PlatformSwitchIn, op: Operator, services: ServicesDep) -> SwitchOut:
+    """Switch off all tools, one tool or one integration for every tenant, within a second everywhere."""
+    info = await services.policies.set_platform_switch(
+        body.scope, body.target, reason=body.reason, set_by=f"platform:{op.key_id}"
+    )
+    return SwitchOut.of(info)
+
+
+@router.delete("/kill-switches/{switch_id}", response_model=SwitchOut)
+async def clear_platform_switch(switch_id: uuid.UUID, op: Operator, services: ServicesDep) -> SwitchOut:
+    return SwitchOut.of(await services.policies.clear_platform_switch(switch_id))
+
+
+@router.post("/tenants/{tenant_id}/kill-switches", response_model=SwitchOut, status_code=201)
+async def set_tenant_switch(tenant_id: uuid.UUID, body: SwitchIn, op: Operator, services: ServicesDep) -> SwitchOut:
+    """A kill switch for one tenant, including pausing all of its AI execution (scope 'ai')."""
+    ctx = await _inside(services, tenant_id, op.request_id)
+    info = await services.policies.set_tenant_switch(
+        ctx, body.scope, body.target, reason=body.reason, set_by=f"platform:{op.key_id}"
+    )
+    return SwitchOut.of(info)
+
+
+@router.delete("/tenants/{tenant_id}/kill-switches/{switch_id}", response_model=SwitchOut)
+async def clear_tenant_switch(
+    tenant_id: uuid.UUID, switch_id: uuid.UUID, op: Operator, services: ServicesDep
+) -> SwitchOut:
+    ctx = await _inside(services, tenant_id, op.request_id)
+    return SwitchOut.of(await services.policies.clear_tenant_switch(ctx, switch_id))
+
+
+@router.put("/tenants/{tenant_id}/compliance", response_model=ComplianceIn)
+async def set_compliance(tenant_id: uuid.UUID, body: ComplianceIn, op: Operator, services: ServicesDep) -> ComplianceIn:
+    """Set the tenant's compliance mode: platform-defined restrictions on top of its policy."""
+    await services.policies.set_compliance(tenant_id, body.mode)
+    return body

@@ -7,11 +7,12 @@ the verified credential, never from anything else the client sends.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
+from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.auth._apikeys import KeyKind, PresentedKey, keys_match, parse_key
 from tenantgate.auth._jwt import JwtVerifier
 from tenantgate.context import DeploymentMode, PrincipalKind, Role, TenantContext
@@ -19,7 +20,7 @@ from tenantgate.errors import Unauthenticated
 from tenantgate.logs import get_logger
 from tenantgate.store import Database
 
-__all__ = ["Authenticator", "PlatformPrincipal", "system_context"]
+__all__ = ["Authenticator", "PlatformPrincipal", "Refused", "record_refusal", "system_context"]
 
 _log = get_logger("tenantgate.auth")
 # last_used_at is advisory: write it at most this often per key, not on every request.
@@ -73,19 +74,43 @@ class Authenticator:
         pepper: bytes,
         mode: DeploymentMode,
         jwt: JwtVerifier | None = None,
+        audit: AuditLog | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._db = db
         self._pepper = pepper
         self._mode = mode
         self._jwt = jwt
+        # Never unaudited: without a shared log, one of its own (same chains, no shared batching).
+        self._audit = audit if audit is not None else AuditLog(db=db)
         self._clock = clock
 
     async def authenticate(self, authorization: str | None, *, request_id: str) -> TenantContext:
         """Authenticate an ``Authorization: Bearer ...`` header value for a tenant request."""
+        return await self._audited(self._authenticate(authorization, request_id=request_id), request_id)
+
+    async def authenticate_key(self, value: str, *, request_id: str) -> TenantContext:
+        """Authenticate a tenant API key (``tg_...``)."""
+        return await self._audited(self._authenticate_key(value, request_id=request_id), request_id)
+
+    async def _audited(self, attempt: Coroutine[Any, Any, TenantContext], request_id: str) -> TenantContext:
+        # Every outcome is evidence: a refusal on the chain of the tenant it concerns (the
+        # platform's when that is unknown), a success on the caller's tenant chain. If the
+        # audit write fails, so does the request (DatabaseUnavailable): fail closed.
+        try:
+            ctx = await attempt
+        except Refused as refusal:
+            await record_refusal(self._audit, refusal, request_id)
+            raise
+        method = "api_key" if ctx.credential_id is not None else "jwt"
+        payload = {"method": method, "key_id": str(ctx.credential_id)} if ctx.credential_id else {"method": method}
+        await self._audit.record(ctx, AuditEvent("auth.succeeded", decision="succeeded", payload=payload))
+        return ctx
+
+    async def _authenticate(self, authorization: str | None, *, request_id: str) -> TenantContext:
         token = bearer_token(authorization, request_id=request_id)
         if token.startswith(tuple(f"{kind.value}_" for kind in KeyKind)):
-            return await self.authenticate_key(token, request_id=request_id)
+            return await self._authenticate_key(token, request_id=request_id)
         if self._jwt is None or not self._jwt.enabled or token.count(".") != 2:
             refuse(
                 request_id,
@@ -95,7 +120,7 @@ class Authenticator:
             )
         return await self._authenticate_jwt(token, request_id=request_id)
 
-    async def authenticate_key(self, value: str, *, request_id: str) -> TenantContext:
+    async def _authenticate_key(self, value: str, *, request_id: str) -> TenantContext:
         key = parse_presented(value, request_id=request_id)
         if key.kind is not KeyKind.TENANT:
             refuse(
@@ -119,12 +144,20 @@ class Authenticator:
             )  # fmt: skip
             if reason is not None:
                 # One message for every reason: the response must not tell which one it was.
-                refuse(request_id, method="api_key", reason=reason, key_prefix=key.prefix)
+                chain = row.tenant_id if row is not None else None
+                refuse(request_id, method="api_key", reason=reason, chain=chain, key_prefix=key.prefix)
             # last_used_at is advisory: written at most once a minute per key, in the same round trip.
             stale = row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION
             touch = (_TOUCH_KEY, (now, row.tenant_id, row.id)) if stale else None
             identity = await tx.in_tenant(row.tenant_id, _IDENTITY_BY_ID, (row.tenant_id, row.principal_id), then=touch)
-            return self._context(identity, row.tenant_id, request_id=request_id, cap=row.roles, credential_id=row.id)
+            return self._context(
+                identity,
+                row.tenant_id,
+                request_id=request_id,
+                cap=row.roles,
+                credential_id=row.id,
+                key_prefix=key.prefix,
+            )
 
     async def _authenticate_jwt(self, token: str, *, request_id: str) -> TenantContext:
         assert self._jwt is not None
@@ -146,19 +179,33 @@ class Authenticator:
         request_id: str,
         cap: list[str] | None = None,
         credential_id: uuid.UUID | None = None,
+        key_prefix: str | None = None,
     ) -> TenantContext:
         method = "api_key" if credential_id else "jwt"
         if row is None or row.status != "active" or row.disabled_at is not None:
             reason = "no_principal" if row is None else "tenant_suspended" if row.status != "active" else "disabled"
             message = _GENERIC if credential_id else "Unknown or disabled principal."
-            refuse(request_id, method=method, reason=reason, message=message, tenant_id=str(tenant_id))
+            # A token's tenant claim names a tenant that may not exist; a key row's tenant does.
+            known = tenant_id if row is not None or credential_id is not None else None
+            refuse(
+                request_id,
+                method=method,
+                reason=reason,
+                message=message,
+                chain=known,
+                tenant_id=str(tenant_id),
+                key_prefix=key_prefix,
+            )
         roles = frozenset(Role(r) for r in row.roles)
         if cap is not None:
             # A key holds its own roles only while its principal still holds them (or stronger ones).
             roles = frozenset(Role(r) for r in cap) & Role.closure(roles)
         if not roles:
             message = "This credential holds no role in its tenant any more."
-            refuse(request_id, method=method, reason="no_roles", message=message, tenant_id=str(tenant_id))
+            refuse(
+                request_id, method=method, reason="no_roles", message=message, chain=tenant_id,
+                tenant_id=str(tenant_id), key_prefix=key_prefix,
+            )  # fmt: skip
         return TenantContext(
             tenant_id=tenant_id,
             principal_id=row.id,
@@ -170,6 +217,22 @@ class Authenticator:
         )
 
 
+class Refused(Unauthenticated):
+    """A refused authentication, carrying what the audit log records about it.
+
+    The facts are attributes, not error fields: the client sees only the message.
+    """
+
+    def __init__(
+        self, message: str, *, method: str, reason: str, key_prefix: str | None, tenant_id: uuid.UUID | None
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.reason = reason
+        self.key_prefix = key_prefix
+        self.tenant_id = tenant_id
+
+
 def refuse(
     request_id: str,
     *,
@@ -177,11 +240,31 @@ def refuse(
     reason: str,
     message: str = _GENERIC,
     cause: BaseException | None = None,
+    chain: uuid.UUID | None = None,
+    key_prefix: str | None = None,
     **log_fields: str,
 ) -> NoReturn:
-    """Log a failed authentication (never the presented secret) and refuse it."""
+    """Log a failed authentication (never the presented secret) and refuse it.
+
+    ``chain`` is the tenant the credential provably belongs to, whose audit chain records
+    the refusal; None sends it to the platform chain.
+    """
+    if key_prefix is not None:
+        log_fields["key_prefix"] = key_prefix
     _log.warning("auth.failed", method=method, reason=reason, request_id=request_id, **log_fields)
-    raise Unauthenticated(message) from cause
+    raise Refused(message, method=method, reason=reason, key_prefix=key_prefix, tenant_id=chain) from cause
+
+
+async def record_refusal(audit: AuditLog, refusal: Refused, request_id: str) -> None:
+    """``auth.failed`` on the chain of the tenant the credential belongs to, else on the platform chain."""
+    payload = {"method": refusal.method, "reason": refusal.reason}
+    if refusal.key_prefix is not None:
+        payload["key_prefix"] = refusal.key_prefix  # public; the secret never reaches this far
+    event = AuditEvent("auth.failed", decision="failed", code=refusal.code, payload=payload)
+    if refusal.tenant_id is not None:
+        await audit.record_as(refusal.tenant_id, event, request_id=request_id)
+    else:
+        await audit.record_platform(event, request_id=request_id)
 
 
 def bearer_token(authorization: str | None, *, request_id: str) -> str:

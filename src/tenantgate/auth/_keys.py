@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.auth._apikeys import KeyKind, generate_key, hash_key
 from tenantgate.context import Role, TenantContext
 from tenantgate.errors import Conflict, InvalidInput, NotFound, RoleRequired
@@ -71,9 +72,17 @@ _COLUMNS = [c for c in _k.c if c.name not in ("secret_hash", "tenant_id")]
 
 
 class KeyService:
-    def __init__(self, *, db: Database, pepper: bytes, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        *,
+        db: Database,
+        pepper: bytes,
+        audit: AuditLog,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._db = db
         self._pepper = pepper
+        self._audit = audit
         self._clock = clock
 
     async def create(
@@ -100,6 +109,13 @@ class KeyService:
                 )
             check_grant(ctx, wanted)
             issued = await self._insert(conn, ctx, principal_id, wanted, name, expires_at, rotated_from=None)
+            info = issued.info
+            payload = {
+                "key_id": str(info.id), "key_prefix": info.prefix, "principal_id": str(principal_id),
+                "roles": sorted(info.roles), "expires_at": expires_at.isoformat() if expires_at else None,
+            }  # fmt: skip
+            # In the key's own transaction: no key exists without its audit event, nor the reverse.
+            await self._audit.append(conn, ctx, AuditEvent("key.created", payload=payload))
         _log.info("key.created", key_id=str(issued.info.id), key_prefix=issued.info.prefix, by=str(ctx.principal_id))
         return issued
 
@@ -147,6 +163,11 @@ class KeyService:
                 old.expires_at,
                 rotated_from=key_id,
             )
+            payload = {
+                "key_id": str(key_id), "key_prefix": old.prefix, "new_key_id": str(issued.info.id),
+                "new_key_prefix": issued.info.prefix, "overlap_seconds": int(overlap.total_seconds()),
+            }  # fmt: skip
+            await self._audit.append(conn, ctx, AuditEvent("key.rotated", payload=payload))
         _log.info(
             "key.rotated",
             key_id=str(key_id),
@@ -169,6 +190,8 @@ class KeyService:
                     .returning(*_COLUMNS)
                 )
             ).one()
+            payload = {"key_id": str(key_id), "key_prefix": key.prefix, "already_revoked": key.revoked_at is not None}
+            await self._audit.append(conn, ctx, AuditEvent("key.revoked", payload=payload))
         _log.info("key.revoked", key_id=str(key_id), by=str(ctx.principal_id))
         return _info(row)
 

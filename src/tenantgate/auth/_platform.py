@@ -8,8 +8,16 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.auth._apikeys import KeyKind, generate_key, hash_key, keys_match
-from tenantgate.auth._authenticator import PlatformPrincipal, bearer_token, parse_presented, refuse
+from tenantgate.auth._authenticator import (
+    PlatformPrincipal,
+    Refused,
+    bearer_token,
+    parse_presented,
+    record_refusal,
+    refuse,
+)
 from tenantgate.errors import NotFound
 from tenantgate.logs import get_logger
 from tenantgate.store import Database, tables
@@ -31,11 +39,15 @@ class PlatformKeyInfo:
 
 
 class PlatformKeys:
-    def __init__(self, *, db: Database, pepper: bytes) -> None:
+    def __init__(self, *, db: Database, pepper: bytes, audit: AuditLog) -> None:
         self._db = db
         self._pepper = pepper
+        self._audit = audit
 
-    async def create(self, name: str) -> tuple[PlatformKeyInfo, str]:
+    async def create(
+        self, name: str, *, actor: uuid.UUID | None = None, request_id: str | None = None
+    ) -> tuple[PlatformKeyInfo, str]:
+        """A new platform key (shown once), recorded on the platform chain."""
         key = generate_key(KeyKind.PLATFORM)
         async with self._db.admin() as conn:
             row = (
@@ -46,6 +58,8 @@ class PlatformKeys:
                                _pk.c.last_used_at)
                 )
             ).one()  # fmt: skip
+            event = AuditEvent("platform_key.created", payload={"key_id": str(row.id), "key_prefix": row.prefix})
+            await self._audit.append_platform(conn, event, request_id=request_id, actor=actor)
         _log.info("platform_key.created", key_id=str(row.id), key_prefix=row.prefix)
         return PlatformKeyInfo(*row), key.value
 
@@ -57,14 +71,17 @@ class PlatformKeys:
             if (await conn.execute(sa.select(sa.func.count()).select_from(_pk))).scalar_one():
                 return None
             key = generate_key(KeyKind.PLATFORM)
+            key_id = uuid.uuid4()
             await conn.execute(
                 sa.insert(_pk).values(
-                    id=uuid.uuid4(),
+                    id=key_id,
                     name="bootstrap",
                     prefix=key.prefix,
                     secret_hash=hash_key(self._pepper, key),
                 )
             )
+            payload = {"key_id": str(key_id), "key_prefix": key.prefix, "bootstrap": True}
+            await self._audit.append_platform(conn, AuditEvent("platform_key.created", payload=payload))
         return key.value
 
     async def list(self) -> list[PlatformKeyInfo]:
@@ -75,16 +92,30 @@ class PlatformKeys:
             )  # fmt: skip
             return [PlatformKeyInfo(*r) for r in rows]
 
-    async def revoke(self, key_id: uuid.UUID) -> None:
+    async def revoke(self, key_id: uuid.UUID, *, actor: uuid.UUID | None = None, request_id: str | None = None) -> None:
+        """Revoke a platform key at once, recorded on the platform chain."""
         async with self._db.admin() as conn:
             result = await conn.execute(
                 sa.update(_pk).where(_pk.c.id == key_id, _pk.c.revoked_at.is_(None)).values(revoked_at=sa.func.now())
             )
-        if result.rowcount == 0:
-            raise NotFound("No such active platform key.")
+            if result.rowcount == 0:
+                raise NotFound("No such active platform key.")
+            event = AuditEvent("platform_key.revoked", payload={"key_id": str(key_id)})
+            await self._audit.append_platform(conn, event, request_id=request_id, actor=actor)
         _log.info("platform_key.revoked", key_id=str(key_id))
 
     async def authenticate(self, authorization: str | None, *, request_id: str) -> PlatformPrincipal:
+        """The operator behind a platform key; every attempt is recorded on the platform chain."""
+        try:
+            operator = await self._authenticate(authorization, request_id=request_id)
+        except Refused as refusal:
+            await record_refusal(self._audit, refusal, request_id)
+            raise
+        event = AuditEvent("auth.succeeded", decision="succeeded", payload={"method": "platform_key"})
+        await self._audit.record_platform(event, request_id=request_id, actor=operator.key_id)
+        return operator
+
+    async def _authenticate(self, authorization: str | None, *, request_id: str) -> PlatformPrincipal:
         key = parse_presented(bearer_token(authorization, request_id=request_id), request_id=request_id)
         async with self._db.admin() as conn:
             row = (

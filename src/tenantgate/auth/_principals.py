@@ -14,6 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.auth._keys import check_grant, require_manager
 from tenantgate.context import PrincipalKind, Role, TenantContext
 from tenantgate.errors import Conflict, InvalidInput
@@ -38,8 +39,9 @@ class Principal:
 
 
 class PrincipalService:
-    def __init__(self, *, db: Database) -> None:
+    def __init__(self, *, db: Database, audit: AuditLog) -> None:
         self._db = db
+        self._audit = audit
 
     async def create(
         self,
@@ -72,6 +74,9 @@ class PrincipalService:
                 await conn.execute(
                     sa.insert(_m).values(tenant_id=ctx.tenant_id, principal_id=principal_id, roles=sorted(roles))
                 )
+                # Ids and roles only: names and external ids are personal data, and the chain is forever.
+                payload = {"principal_id": str(principal_id), "kind": kind.value, "roles": sorted(roles)}
+                await self._audit.append(conn, ctx, AuditEvent("principal.created", payload=payload))
         except IntegrityError as exc:
             raise Conflict("A principal with this external_id already exists in this tenant.") from exc
         return Principal(principal_id, kind, name, external_id, tuple(sorted(roles)), row.created_at, None)

@@ -11,10 +11,12 @@ import sys
 
 import typer
 
+from tenantgate.cli._audit import audit_app
 from tenantgate.cli._common import err
 from tenantgate.cli._db import db_app
 from tenantgate.cli._keys import keys_app
 from tenantgate.cli._platform import platform_app
+from tenantgate.cli._policy import kill_switch_app, policy_app
 from tenantgate.cli._principals import principals_app
 from tenantgate.cli._serve import serve
 from tenantgate.cli._tenants import tenants_app
@@ -29,6 +31,9 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(principals_app, name="principals")
 app.add_typer(keys_app, name="keys")
 app.add_typer(platform_app, name="platform")
+app.add_typer(audit_app, name="audit")
+app.add_typer(policy_app, name="policy")
+app.add_typer(kill_switch_app, name="kill-switch")
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, TIMESTAMP, UUID
 
 SCHEMA = "tenantgate"
 
@@ -19,6 +19,7 @@ tenants = sa.Table(
     sa.Column("display_name", sa.Text, nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("created_at", _ts, nullable=False),
+    sa.Column("compliance_mode", sa.Text, nullable=False, server_default="standard"),
 )
 
 principals = sa.Table(
@@ -70,4 +71,85 @@ platform_keys = sa.Table(
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("revoked_at", _ts),
     sa.Column("last_used_at", _ts),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("occurred_at", _ts, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("decision", sa.Text),
+    sa.Column("code", sa.Text),
+    sa.Column("tool", sa.Text),
+    sa.Column("principal_id", UUID(as_uuid=True)),
+    sa.Column("principal_kind", sa.Text),
+    sa.Column("acting_for", UUID(as_uuid=True)),
+    sa.Column("request_id", sa.Text),
+    sa.Column("payload", JSONB),
+    sa.Column("payload_digest", BYTEA, nullable=False),
+    sa.Column("erased_at", _ts),
+    sa.Column("prev_hash", BYTEA, nullable=False),
+    sa.Column("hash", BYTEA, nullable=False),
+)
+
+audit_heads = sa.Table(
+    "audit_heads",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", BYTEA, nullable=False),
+)
+
+tenant_policies = sa.Table(
+    "tenant_policies",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("document", JSONB, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("created_by", UUID(as_uuid=True), nullable=False),
+)
+
+tenant_switches = sa.Table(
+    "tenant_switches",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("set_by", sa.Text, nullable=False),
+    sa.Column("set_at", _ts, nullable=False),
+)
+
+platform_switches = sa.Table(
+    "platform_switches",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("set_by", sa.Text, nullable=False),
+    sa.Column("set_at", _ts, nullable=False),
+)
+
+confirmations = sa.Table(
+    "confirmations",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("tool", sa.Text, nullable=False),
+    sa.Column("args_digest", sa.Text, nullable=False),
+    sa.Column("arguments", JSONB, nullable=False),
+    sa.Column("requested_by", UUID(as_uuid=True), nullable=False),
+    sa.Column("requested_kind", sa.Text, nullable=False),
+    sa.Column("root_principal", UUID(as_uuid=True), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("decided_by", UUID(as_uuid=True)),
+    sa.Column("decided_at", _ts),
+    sa.Column("used_at", _ts),
 )

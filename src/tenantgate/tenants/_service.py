@@ -11,6 +11,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.errors import Conflict, InvalidInput, NotFound
 from tenantgate.logs import get_logger
 from tenantgate.store import Database, tables
@@ -42,10 +43,19 @@ def _tenant(row: sa.Row[tuple[object, ...]]) -> Tenant:
 
 
 class TenantService:
-    def __init__(self, *, db: Database) -> None:
+    def __init__(self, *, db: Database, audit: AuditLog) -> None:
         self._db = db
+        self._audit = audit
 
-    async def create(self, name: str, *, display_name: str | None = None) -> Tenant:
+    async def create(
+        self,
+        name: str,
+        *,
+        display_name: str | None = None,
+        actor: uuid.UUID | None = None,
+        request_id: str | None = None,
+    ) -> Tenant:
+        """A new active tenant, recorded on the platform chain (``actor``: the platform key, if any)."""
         if not _NAME.fullmatch(name):
             raise InvalidInput(
                 "A tenant name is 1-63 lowercase letters, digits and hyphens, starting with a letter or digit."
@@ -61,6 +71,8 @@ class TenantService:
                         .returning(*_t.c)
                     )
                 ).one()
+                event = AuditEvent("tenant.created", payload={"tenant_id": str(row.id), "name": name})
+                await self._audit.append_platform(conn, event, request_id=request_id, actor=actor)
         except IntegrityError as exc:
             raise Conflict(f"A tenant named {name!r} already exists.") from exc
         _log.info("tenant.created", tenant_id=str(row.id), name=name)
@@ -77,14 +89,25 @@ class TenantService:
             raise NotFound("No such tenant.")
         return _tenant(row)
 
-    async def set_status(self, tenant_id: uuid.UUID, status: TenantStatus) -> Tenant:
+    async def set_status(
+        self,
+        tenant_id: uuid.UUID,
+        status: TenantStatus,
+        *,
+        actor: uuid.UUID | None = None,
+        request_id: str | None = None,
+    ) -> Tenant:
+        """Suspend or resume a tenant, recorded on the platform chain."""
         async with self._db.admin() as conn:
             row = (
                 await conn.execute(
                     sa.update(_t).where(_t.c.id == tenant_id).values(status=status.value).returning(*_t.c)
                 )
             ).one_or_none()
-        if row is None:
-            raise NotFound("No such tenant.")
+            if row is None:
+                raise NotFound("No such tenant.")
+            action = "tenant.suspended" if status is TenantStatus.SUSPENDED else "tenant.resumed"
+            event = AuditEvent(action, payload={"tenant_id": str(tenant_id)})
+            await self._audit.append_platform(conn, event, request_id=request_id, actor=actor)
         _log.info("tenant.status", tenant_id=str(tenant_id), status=status.value)
         return _tenant(row)

@@ -1,0 +1,46 @@
+"""The policy gate: tenant policy as data, compiled; kill switches; confirmations; the boundary."""
+
+from tenantgate.gate._boundary import Boundary, CallOutcome
+from tenantgate.gate._cache import PolicyCache, PolicyUnavailable
+from tenantgate.gate._compiled import Switches, TenantView, compile_policy
+from tenantgate.gate._compliance import PROFILES, ComplianceMode, ComplianceProfile
+from tenantgate.gate._conditions import ArgCondition
+from tenantgate.gate._confirmations import ConfirmationInfo, Confirmations, ConfirmationStatus
+from tenantgate.gate._decision import Code, Decision, Verdict
+from tenantgate.gate._gate import Gate, PolicySource, ProposedCall, QuotaHook, args_digest, evaluate
+from tenantgate.gate._policy import Forbid, Grant, Installation, PolicyDocument
+from tenantgate.gate._store import PolicyStore, PolicyVersion, SwitchInfo, SwitchScope
+
+__all__ = [
+    "PROFILES",
+    "ArgCondition",
+    "Boundary",
+    "CallOutcome",
+    "Code",
+    "ComplianceMode",
+    "ComplianceProfile",
+    "ConfirmationInfo",
+    "ConfirmationStatus",
+    "Confirmations",
+    "Decision",
+    "Forbid",
+    "Gate",
+    "Grant",
+    "Installation",
+    "PolicyCache",
+    "PolicyDocument",
+    "PolicySource",
+    "PolicyStore",
+    "PolicyUnavailable",
+    "PolicyVersion",
+    "ProposedCall",
+    "QuotaHook",
+    "SwitchInfo",
+    "SwitchScope",
+    "Switches",
+    "TenantView",
+    "Verdict",
+    "args_digest",
+    "compile_policy",
+    "evaluate",
+]

@@ -1,0 +1,117 @@
+"""A tenant's policy as data: installed packages, grants and forbids. Validated when written.
+
+Deny by default: a call is allowed only if a grant covers the tool, the caller and the
+arguments, and no forbid matches. Service accounts are covered only by grants that name
+them (by id, or the ``service_account`` kind): a service account has only its scopes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tenantgate.context import PrincipalKind, Role
+from tenantgate.errors import InvalidInput
+from tenantgate.gate._conditions import ArgCondition
+from tenantgate.tools import ToolRegistry
+
+__all__ = ["WILDCARD", "Forbid", "Grant", "Installation", "PolicyDocument"]
+
+WILDCARD = "*"
+_RULE_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+_HUMAN_AND_AGENTS = [PrincipalKind.USER, PrincipalKind.AI_EXECUTION]
+_ALL_KINDS = [PrincipalKind.USER, PrincipalKind.AI_EXECUTION, PrincipalKind.SERVICE_ACCOUNT]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=_RULE_ID)
+    tools: list[str] = Field(min_length=1, max_length=500)
+    roles: list[Role] | None = Field(
+        None, min_length=1, description="Caller must hold one of these (or a stronger role)."
+    )
+    principals: list[uuid.UUID] | None = Field(
+        None, min_length=1, description="Only these principals (and their agents)."
+    )
+    when: list[ArgCondition] = Field(default_factory=list, max_length=50)
+
+
+class Grant(_Rule):
+    """Allows the tools to the callers it names, when every condition holds."""
+
+    kinds: list[PrincipalKind] = Field(default_factory=lambda: list(_HUMAN_AND_AGENTS), min_length=1)
+    confirm: bool = Field(False, description="Require a human confirmation even if the tool is not high-impact.")
+
+
+class Forbid(_Rule):
+    """Denies the tools to the callers it names when every condition holds. Any forbid wins."""
+
+    kinds: list[PrincipalKind] = Field(default_factory=lambda: list(_ALL_KINDS), min_length=1)
+
+
+class Installation(BaseModel):
+    """A platform package the tenant installed, optionally narrowed to some of its tools."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    package: str = Field(min_length=1, max_length=63)
+    tools: list[str] | None = Field(None, description="Allowlist within the package; all of it when absent.")
+
+
+class PolicyDocument(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    packages: list[Installation] = Field(default_factory=list, max_length=200)
+    grants: list[Grant] = Field(default_factory=list, max_length=1000)
+    forbids: list[Forbid] = Field(default_factory=list, max_length=1000)
+
+    def installed_tools(self, registry: ToolRegistry) -> frozenset[str]:
+        """The tools this tenant can see in this mode: installed packages, narrowed, present here."""
+        visible: set[str] = set()
+        for inst in self.packages:
+            offered = set(registry.package_tools(inst.package))
+            visible |= offered if inst.tools is None else offered & set(inst.tools)
+        return frozenset(visible)
+
+    def check(self, registry: ToolRegistry) -> None:
+        """Refuse a policy that names what does not exist, all problems listed at once."""
+        problems: list[str] = []
+        seen_packages: set[str] = set()
+        for inst in self.packages:
+            package = registry.packages.get(inst.package)
+            if package is None:
+                problems.append(f"unknown package {inst.package!r}")
+                continue
+            if inst.package in seen_packages:
+                problems.append(f"package {inst.package!r} is installed twice")
+            seen_packages.add(inst.package)
+            for name in inst.tools or ():
+                if name not in package.tools:
+                    problems.append(f"package {inst.package!r} has no tool {name!r}")
+        installed = self.installed_tools(registry)
+        ids: set[str] = set()
+        for rule in [*self.grants, *self.forbids]:
+            if rule.id in ids:
+                problems.append(f"rule id {rule.id!r} is used twice")
+            ids.add(rule.id)
+            problems.extend(_tool_problems(rule, registry, installed))
+        if problems:
+            raise InvalidInput("The policy was not saved: " + "; ".join(problems) + ".", problems=problems)
+
+
+def _tool_problems(rule: _Rule, registry: ToolRegistry, installed: Iterable[str]) -> list[str]:
+    found: list[str] = []
+    installed_set = set(installed)
+    for name in rule.tools:
+        if name == WILDCARD:
+            continue
+        if registry.excluded(name) is not None:
+            found.append(f"rule {rule.id!r}: tool {name!r} cannot exist in {registry.mode.value} mode")
+        elif name not in registry:
+            found.append(f"rule {rule.id!r}: unknown tool {name!r}")
+        elif name not in installed_set and isinstance(rule, Grant):
+            found.append(f"rule {rule.id!r}: tool {name!r} is not in an installed package")
+    return found

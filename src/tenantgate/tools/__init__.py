@@ -1,0 +1,34 @@
+"""Tool specs, the mode-aware registry and the executor."""
+
+from tenantgate.tools._executor import Executor, Outcome, ToolResult
+from tenantgate.tools._plugins import load_plugins
+from tenantgate.tools._registry import ToolPackage, ToolRegistry
+from tenantgate.tools._spec import (
+    LOCAL_CAPABILITIES,
+    TOOL_NAME,
+    Capability,
+    Tool,
+    ToolCall,
+    ToolEffect,
+    ToolHandler,
+    ToolSpec,
+    tool,
+)
+
+__all__ = [
+    "LOCAL_CAPABILITIES",
+    "TOOL_NAME",
+    "Capability",
+    "Executor",
+    "Outcome",
+    "Tool",
+    "ToolCall",
+    "ToolEffect",
+    "ToolHandler",
+    "ToolPackage",
+    "ToolRegistry",
+    "ToolResult",
+    "ToolSpec",
+    "load_plugins",
+    "tool",
+]

@@ -1,0 +1,99 @@
+"""Runs allowed tool calls: with a time limit, output validated, result marked as untrusted data.
+
+A tool that crashes or hangs yields a ``failed`` or ``timeout`` result, never an exception
+that escapes into the request: outcomes are recorded, not lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tenantgate.context import TenantContext
+from tenantgate.logs import get_logger
+from tenantgate.tools._registry import ToolRegistry
+from tenantgate.tools._spec import ToolCall
+
+__all__ = ["Executor", "Outcome", "ToolResult"]
+
+_log = get_logger("tenantgate.tools")
+_MAX_ERROR = 500
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool produced. ``output`` is data from outside the boundary: never instructions."""
+
+    tool: str
+    call_id: uuid.UUID
+    outcome: Outcome
+    output: Any = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+    def for_model(self) -> dict[str, Any]:
+        """The envelope a planner receives: provenance and an explicit untrusted marker."""
+        return {
+            "tool": self.tool,
+            "call_id": str(self.call_id),
+            "outcome": self.outcome.value,
+            "untrusted": True,
+            "data": self.output,
+            "error": self.error,
+        }
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    json.dumps(value)  # raises TypeError/ValueError for anything that is not plain JSON
+    return value
+
+
+class Executor:
+    def __init__(self, *, registry: ToolRegistry) -> None:
+        self._registry = registry
+
+    async def run(
+        self, ctx: TenantContext, tool_name: str, arguments: Mapping[str, Any], *, call_id: uuid.UUID
+    ) -> ToolResult:
+        """Run one call the gate allowed (the caller passes the decision's validated arguments)."""
+        tool = self._registry.get(tool_name)
+        if tool is None:
+            return ToolResult(tool_name, call_id, Outcome.FAILED, error="tool is not registered in this process")
+        spec = tool.spec
+        started = time.perf_counter()
+
+        def result(outcome: Outcome, output: Any = None, error: str | None = None) -> ToolResult:
+            elapsed = (time.perf_counter() - started) * 1000
+            return ToolResult(spec.name, call_id, outcome, output, error[:_MAX_ERROR] if error else None, elapsed)
+
+        try:
+            args = spec.arguments.model_validate(dict(arguments))
+            raw = await asyncio.wait_for(tool.handler(ToolCall(ctx=ctx, call_id=call_id), args), spec.timeout_s)
+        except TimeoutError:
+            return result(Outcome.TIMEOUT, error=f"{spec.name} did not finish within {spec.timeout_s:g} s")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a tool's bug is its call's failure, not the server's
+            _log.warning("tool.failed", tool=spec.name, call_id=str(call_id), error_type=type(exc).__name__)
+            return result(Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+        try:
+            output = spec.output.model_validate(raw).model_dump(mode="json") if spec.output else _json_safe(raw)
+        except (ValidationError, TypeError, ValueError) as exc:
+            return result(Outcome.FAILED, error=f"{spec.name} returned output that does not match its schema: {exc}")
+        return result(Outcome.SUCCEEDED, output)
