@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from tenantgate.context import PrincipalKind, Role
-from tenantgate.errors import PermissionDenied, RoleRequired
+from tenantgate.errors import NotFound, PermissionDenied
+from tenantgate.gate import ProposedCall, Verdict
 from tenantgate.installation import Services
 from tests import fixture_tools
 from tests.conftest import TenantFixture
@@ -156,7 +157,7 @@ async def test_only_a_human_with_the_role_can_approve(
     assert (await services.confirmations.get(owner, confirmation_id)).status.value == "pending"
 
 
-async def test_members_cannot_approve_privileged_tools(
+async def test_members_cannot_approve_others_privileged_requests(
     client: httpx.AsyncClient, tenant: TenantFixture, services: Services
 ) -> None:
     hipaa_like = {
@@ -173,15 +174,14 @@ async def test_members_cannot_approve_privileged_tools(
     member_ctx = await services.authenticator.authenticate(
         f"Bearer {(await services.keys.create(tenant.system, principal_id=member.id)).key}", request_id="t"
     )
-    with pytest.raises(RoleRequired):
+    # The owner's request is not even visible to a member, let alone approvable.
+    with pytest.raises(NotFound):
         await services.confirmations.approve(member_ctx, confirmation_id)
 
 
 async def test_agents_calls_are_bound_by_the_confirmation_of_their_human(
     tenant: TenantFixture, services: Services
 ) -> None:
-    from tenantgate.gate import ProposedCall, Verdict
-
     owner = await services.authenticator.authenticate(f"Bearer {tenant.owner_key}", request_id="t")
     agent = owner.for_ai_execution(uuid.uuid4())
     args = {"to": CONTACT, "message": "from the agent"}
@@ -322,3 +322,31 @@ async def test_hostile_tool_names_are_denied_and_audited_safely(
     assert last.tool is None
     assert last.payload is not None
     assert last.payload["proposed_tool"] == "\\x00evil\\x1b[2J"
+
+
+async def test_members_see_and_decide_only_their_own_requests(
+    client: httpx.AsyncClient, tenant: TenantFixture, services: Services
+) -> None:
+    async def member() -> tuple[str, Any]:
+        created = await services.principals.create(
+            tenant.system, name="m", kind=PrincipalKind.USER, roles=frozenset({Role.MEMBER})
+        )
+        key = (await services.keys.create(tenant.system, principal_id=created.id)).key
+        return key, await services.authenticator.authenticate(f"Bearer {key}", request_id="t")
+
+    alice_key, alice = await member()
+    bob_key, _ = await member()
+    args = {"to": CONTACT, "message": "from alice's agent"}
+    asked = await services.boundary.call(alice.for_ai_execution(uuid.uuid4()), ProposedCall("whatsapp_send@v1", args))
+    assert asked.confirmation is not None
+    confirmation_id = asked.confirmation.id
+
+    bob_sees = (await client.get("/v1/confirmations", headers=tenant.headers(bob_key))).json()
+    bob_approves = await client.post(f"/v1/confirmations/{confirmation_id}/approve", headers=tenant.headers(bob_key))
+    assert (bob_sees, bob_approves.status_code) == ([], 404)
+    alice_sees = (await client.get("/v1/confirmations", headers=tenant.headers(alice_key))).json()
+    assert [c["id"] for c in alice_sees] == [str(confirmation_id)]
+    owner_sees = (await client.get("/v1/confirmations", headers=tenant.headers())).json()
+    assert str(confirmation_id) in [c["id"] for c in owner_sees]
+    approved = await client.post(f"/v1/confirmations/{confirmation_id}/approve", headers=tenant.headers(alice_key))
+    assert approved.json()["status"] == "approved"

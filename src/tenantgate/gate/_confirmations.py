@@ -109,12 +109,15 @@ class Confirmations:
         return _info(row, self._clock())
 
     async def pending(self, ctx: TenantContext) -> list[ConfirmationInfo]:
+        """Open confirmations the caller may decide: all for owners and admins, their own for members."""
         now = self._clock()
         query = (
             sa.select(_c)
             .where(_c.c.tenant_id == ctx.tenant_id, _c.c.status == "pending", _c.c.expires_at > now)
             .order_by(_c.c.created_at)
         )
+        if not ctx.has_any_role(Role.OWNER, Role.ADMIN):
+            query = query.where(_c.c.root_principal == ctx.root_principal)
         async with self._db.tenant(ctx) as conn:
             return [_info(r, now) for r in await conn.execute(query)]
 
@@ -191,4 +194,8 @@ class Confirmations:
 
     @staticmethod
     def _select(ctx: TenantContext, confirmation_id: uuid.UUID) -> sa.Select[Any]:
-        return sa.select(_c).where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == confirmation_id)
+        query = sa.select(_c).where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == confirmation_id)
+        if not ctx.has_any_role(Role.OWNER, Role.ADMIN):
+            # A member sees (and decides) only what they or their own agents asked for.
+            query = query.where(_c.c.root_principal == ctx.root_principal)
+        return query
