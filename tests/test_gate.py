@@ -14,6 +14,7 @@ from tenantgate.gate import (
     Code,
     ComplianceMode,
     Decision,
+    Gate,
     PolicyDocument,
     ProposedCall,
     Switches,
@@ -417,3 +418,47 @@ def test_policies_are_validated_when_written(document: dict[str, Any], problem: 
 def test_malformed_conditions_are_refused(condition: dict[str, Any]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - pydantic's ValidationError is a ValueError; the message varies
         PolicyDocument.model_validate({"grants": [{"id": "g", "tools": ["echo@v1"], "when": [condition]}]})
+
+
+class _Policies:
+    """An in-memory policy source: what the database-backed cache provides, minus the database."""
+
+    def __init__(self, policy: TenantView) -> None:
+        self.policy = policy
+
+    async def view(self, ctx: TenantContext) -> TenantView:
+        return self.policy
+
+    async def platform(self) -> Switches:
+        return Switches()
+
+
+async def test_the_quota_hook_is_asked_only_about_allowed_calls() -> None:
+    asked: list[str] = []
+
+    async def quota(who: TenantContext, spec: Any, decision: Decision) -> Decision | None:
+        asked.append(spec.name)
+        if spec.name == "echo@v1":
+            return Decision(Verdict.DENY, Code.QUOTA_EXCEEDED, "Tool calls per day: 100 of 100 used.", spec.name)
+        return None
+
+    gate = Gate(registry=SAAS, policies=_Policies(view(BASICS)), quota=quota)
+    assert (await gate.decide(ctx(), ProposedCall("echo@v1", {"text": "x"}))).code is Code.QUOTA_EXCEEDED
+    assert (await gate.decide(ctx(), ProposedCall("web_fetch@v1", {"url": "https://docs.example.com/"}))).allowed
+    assert (await gate.decide(ctx(), ProposedCall("ghost@v1", {}))).code is Code.UNKNOWN_TOOL
+    assert asked == ["echo@v1", "web_fetch@v1"]
+
+
+async def test_a_failing_quota_backend_or_policy_source_denies() -> None:
+    async def broken(who: TenantContext, spec: Any, decision: Decision) -> Decision | None:
+        raise ConnectionError("redis is down")
+
+    class Unreachable(_Policies):
+        async def view(self, ctx: TenantContext) -> TenantView:
+            raise ConnectionError("database is down")
+
+    quota_down = Gate(registry=SAAS, policies=_Policies(view(BASICS)), quota=broken)
+    assert (await quota_down.decide(ctx(), ProposedCall("echo@v1", {"text": "x"}))).code is Code.GATE_ERROR
+    policy_down = Gate(registry=SAAS, policies=Unreachable(view(BASICS)))
+    decision = await policy_down.decide(ctx(), ProposedCall("echo@v1", {"text": "x"}))
+    assert (decision.verdict, decision.code) == (Verdict.DENY, Code.POLICY_UNAVAILABLE)
