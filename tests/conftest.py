@@ -107,9 +107,16 @@ async def app(services: Services) -> AsyncIterator[FastAPI]:
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: FastAPI, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    async def settle(response: httpx.Response) -> None:
+        # Access events (authentications) are written without holding the request; tests
+        # that read the trail right after a request wait for them here.
+        await services.audit.drain()
+
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://tenantgate.test") as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://tenantgate.test", event_hooks={"response": [settle]}
+    ) as c:
         yield c
 
 

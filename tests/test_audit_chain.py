@@ -8,6 +8,7 @@ its own, so a broken chain here never shows up in another test.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import uuid
@@ -24,6 +25,7 @@ from tenantgate.auth import Authenticator, system_context
 from tenantgate.context import PrincipalKind, Role, TenantContext
 from tenantgate.errors import DatabaseUnavailable, InvalidInput, NotFound, RoleRequired
 from tenantgate.installation import Installation, Services
+from tenantgate.logs import configure_logging
 from tenantgate.store import Database
 from tests.conftest import DatabaseFixture, TenantFixture
 
@@ -396,15 +398,24 @@ async def test_an_unreachable_database_refuses_the_record(services: Services) ->
         await log.record_platform(AuditEvent("tenant.created"))
 
 
-async def test_authentication_fails_closed_when_its_audit_write_fails(
+async def test_a_lost_access_event_is_logged_loudly(
     services: Services, installation: Installation, tenant_a: TenantFixture
 ) -> None:
-    dead_audit = Authenticator(
-        db=services.db, pepper=installation.pepper, mode=services.settings.mode,
-        audit=AuditLog(db=_dead_database(services)),
-    )  # fmt: skip
-    with pytest.raises(DatabaseUnavailable):
-        await dead_audit.authenticate(f"Bearer {tenant_a.owner_key}", request_id="t")
+    # Authentication events do not hold the request for their commit (what the request then
+    # does is audited before it answers, and fails closed: see the test above). A write that
+    # cannot happen is an error in the log, never silence.
+    dead_log = AuditLog(db=_dead_database(services))
+    dead_audit = Authenticator(db=services.db, pepper=installation.pepper, mode=services.settings.mode, audit=dead_log)
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    try:
+        ctx = await dead_audit.authenticate(f"Bearer {tenant_a.owner_key}", request_id="t")
+        await dead_log.drain()
+    finally:
+        configure_logging("warning")
+    assert ctx.tenant_id == tenant_a.id
+    lost = [json.loads(line) for line in stream.getvalue().splitlines() if "audit.write_lost" in line]
+    assert [(e["level"], e["error"]) for e in lost] == [("error", "DatabaseUnavailable")]
 
 
 def test_the_public_surface_is_exactly_all() -> None:

@@ -141,4 +141,5 @@ class Services:
 
     async def stop(self) -> None:
         await self.policy_cache.stop()
+        await self.audit.drain()  # access events still in flight are written, not dropped
         await self.db.dispose()

@@ -16,8 +16,9 @@ Reading: :meth:`AuditLog.page` as the tenant (RLS), :meth:`AuditLog.verify`,
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +32,10 @@ from tenantgate.audit._event import AuditEvent, AuditRecord
 from tenantgate.audit._group import GroupCommit
 from tenantgate.context import DeploymentMode, PrincipalKind, Role, TenantContext
 from tenantgate.errors import InvalidInput, NotFound, RoleRequired
+from tenantgate.logs import get_logger
 from tenantgate.store import TENANT_SETTING, Database, tables
+
+_log = get_logger("tenantgate.audit")
 
 __all__ = ["MAX_PAGE", "AuditLog"]
 
@@ -79,8 +83,31 @@ class AuditLog:
         # Two lanes: tenant chains (app role, RLS) and the platform chain (admin role).
         self._tenants = GroupCommit(write_many=self._write_tenants, write_one=self._write_tenant)
         self._platform = GroupCommit(write_many=self._write_platform_batch, write_one=self._write_platform)
+        self._later: set[asyncio.Task[object]] = set()  # strong references: the loop keeps only weak ones
 
     # --- writing ---------------------------------------------------------------------------
+
+    def later(self, write: Coroutine[Any, Any, object]) -> None:
+        """Run an audit write without waiting for its commit.
+
+        For access events (authentications): a request should not wait for a commit to be
+        told who it is, and a refusal should take the same time whichever chain records it.
+        The write still goes through group commit within milliseconds; :meth:`drain` waits
+        for every pending one (services call it on shutdown). A failure is logged, loudly.
+        """
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(write)
+        self._later.add(task)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[object]) -> None:
+        self._later.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("audit.write_lost", error=type(task.exception()).__name__)
+
+    async def drain(self) -> None:
+        """Wait until every :meth:`later` write has committed or failed."""
+        while self._later:
+            await asyncio.gather(*self._later, return_exceptions=True)
 
     async def append(self, conn: AsyncConnection, ctx: TenantContext, event: AuditEvent) -> AuditRecord:
         """Append ``event`` inside the caller's open ``db.tenant(ctx)`` transaction: it commits with the change.
