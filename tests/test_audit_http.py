@@ -277,3 +277,17 @@ async def test_the_chain_behind_the_api_verifies(
     report = await services.audit.verify(tenant_a.id)
     assert report.ok
     assert report.events_checked >= 4
+
+
+async def test_platform_tenant_operations_name_the_operator_and_request(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    info, key = await services.platform_keys.create("ops")
+    headers = {"Authorization": f"Bearer {key}", "X-Request-ID": "req-create-tenant"}
+    created = await client.post("/v1/platform/tenants", json={"name": f"op-{uuid.uuid4().hex[:8]}"}, headers=headers)
+    assert created.status_code == 201
+    events = [
+        e async for e in services.audit.export(uuid.UUID(int=0))
+        if e["action"] == "tenant.created" and e["request_id"] == "req-create-tenant"
+    ]  # fmt: skip
+    assert [e["principal_id"] for e in events] == [str(info.id)]

@@ -140,3 +140,16 @@ async def test_role_attributes(test_db: DatabaseFixture) -> None:
     assert attrs[test_db.roles.owner] == (False, False)
     assert attrs[test_db.roles.admin] == (False, True)
     assert owners == {test_db.roles.owner}
+
+
+async def test_the_app_role_cannot_write_the_platform_audit_chain(test_db: DatabaseFixture) -> None:
+    platform = uuid.UUID(int=0)
+    with _as_app(test_db) as conn:
+        _enter(conn, platform)  # pretending to be the platform "tenant"
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(
+                "INSERT INTO tenantgate.audit_heads (tenant_id, seq, hash) VALUES (%s, 1, %s)", [platform, b"0" * 32]
+            )
+        conn.rollback()
+        _enter(conn, platform)
+        assert conn.execute("SELECT count(*) FROM tenantgate.audit_events").fetchone() == (0,)

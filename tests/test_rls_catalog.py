@@ -81,7 +81,8 @@ def test_the_tenants_table_is_protected_by_its_id(test_db: DatabaseFixture) -> N
 
 
 def test_no_permissive_policy_other_than_the_known_ones(test_db: DatabaseFixture) -> None:
-    # Policies are OR-ed: any extra permissive policy widens access. Each must be reviewed here.
+    # Permissive policies are OR-ed: any extra one widens access, so each must be reviewed
+    # here. Restrictive ones are AND-ed: they can only narrow it.
     policies = {
         (str(table), str(name), str(cmd))
         for table, name, cmd in _rows(
@@ -89,7 +90,7 @@ def test_no_permissive_policy_other_than_the_known_ones(test_db: DatabaseFixture
             """
             SELECT c.relname, p.polname, p.polcmd FROM pg_policy p
               JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE n.nspname = %(schema)s AND p.polname <> 'tenant_isolation'
+             WHERE n.nspname = %(schema)s AND p.polname <> 'tenant_isolation' AND p.polpermissive
             """,
         )
     }

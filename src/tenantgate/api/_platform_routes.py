@@ -37,7 +37,10 @@ async def _inside(services: Services, tenant_id: uuid.UUID, request_id: str) -> 
 
 @router.post("/tenants", response_model=TenantOut, status_code=201)
 async def create_tenant(body: TenantCreate, op: Operator, services: ServicesDep) -> TenantOut:
-    return TenantOut.of(await services.tenants.create(body.name, display_name=body.display_name))
+    tenant = await services.tenants.create(
+        body.name, display_name=body.display_name, actor=op.key_id, request_id=op.request_id
+    )
+    return TenantOut.of(tenant)
 
 
 @router.get("/tenants", response_model=list[TenantOut])
@@ -53,12 +56,18 @@ async def get_tenant(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) 
 @router.post("/tenants/{tenant_id}/suspend", response_model=TenantOut)
 async def suspend_tenant(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> TenantOut:
     """Every credential of the tenant stops working on its next request."""
-    return TenantOut.of(await services.tenants.set_status(tenant_id, TenantStatus.SUSPENDED))
+    suspended = await services.tenants.set_status(
+        tenant_id, TenantStatus.SUSPENDED, actor=op.key_id, request_id=op.request_id
+    )
+    return TenantOut.of(suspended)
 
 
 @router.post("/tenants/{tenant_id}/resume", response_model=TenantOut)
 async def resume_tenant(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> TenantOut:
-    return TenantOut.of(await services.tenants.set_status(tenant_id, TenantStatus.ACTIVE))
+    resumed = await services.tenants.set_status(
+        tenant_id, TenantStatus.ACTIVE, actor=op.key_id, request_id=op.request_id
+    )
+    return TenantOut.of(resumed)
 
 
 @router.post("/tenants/{tenant_id}/principals", response_model=PrincipalOut, status_code=201)

@@ -9,6 +9,7 @@ column was missed.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 from alembic import op
@@ -17,7 +18,7 @@ from sqlalchemy.sql.compiler import IdentifierPreparer
 from tenantgate.store._roles import RoleNames
 from tenantgate.store._schema import SCHEMA
 
-__all__ = ["CURRENT_TENANT", "TENANT_SETTING", "grant_platform_only", "make_tenant_owned"]
+__all__ = ["CURRENT_TENANT", "TENANT_SETTING", "grant_platform_only", "make_tenant_owned", "reserve_for_admin"]
 
 TENANT_SETTING = "tenantgate.tenant_id"
 # nullif: once a transaction-local setting has been used on a pooled connection, it reads
@@ -58,3 +59,18 @@ def grant_platform_only(table: str) -> None:
     qualified = f"{_q(SCHEMA)}.{_q(table)}"
     op.execute(f"REVOKE ALL ON {qualified} FROM PUBLIC")
     op.execute(f"GRANT ALL ON {qualified} TO {_q(roles.admin)}")
+
+
+def reserve_for_admin(table: str, *, column: str = "tenant_id", value: str) -> None:
+    """Rows with ``column = value`` exist for the admin role only (a restrictive policy on the app role).
+
+    For tables where one reserved id stands for the platform itself (the audit log's platform
+    chain): without this, an app-role session that set the tenant to that id could write there.
+    """
+    roles = _roles()
+    qualified = f"{_q(SCHEMA)}.{_q(table)}"
+    predicate = f"{_q(column)} <> '{uuid.UUID(value)}'::uuid"
+    op.execute(
+        f"CREATE POLICY admin_only_{table} ON {qualified} AS RESTRICTIVE TO {_q(roles.app)} "
+        f"USING ({predicate}) WITH CHECK ({predicate})"
+    )

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from alembic import op
 
-from tenantgate.store.rls import make_tenant_owned
+from tenantgate.store.rls import make_tenant_owned, reserve_for_admin
+
+# The platform's own audit chain (tenant creation, platform keys, unknown-key refusals).
+PLATFORM_CHAIN = "00000000-0000-0000-0000-000000000000"
 
 revision = "0002"
 down_revision = "0001"
@@ -50,6 +53,7 @@ def upgrade() -> None:
     op.execute("CREATE INDEX audit_events_action ON tenantgate.audit_events (tenant_id, action, seq)")
     # Evidence: the app role may add and read events, never change or remove them.
     make_tenant_owned("audit_events", app_privileges=["SELECT", "INSERT"])
+    reserve_for_admin("audit_events", value=PLATFORM_CHAIN)
 
     # One row per chain. Locking it (SELECT ... FOR UPDATE) is what serialises appends to a
     # tenant's chain across processes; it is bookkeeping, not evidence, so the app role may
@@ -64,6 +68,7 @@ def upgrade() -> None:
         """
     )
     make_tenant_owned("audit_heads", app_privileges=["SELECT", "INSERT", "UPDATE"])
+    reserve_for_admin("audit_heads", value=PLATFORM_CHAIN)
 
     # Group commit writes several tenants' chains in one transaction (tenantgate.audit._group).
     # Row-level security allows one tenant per statement, so these loop over the chains and
