@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from tenantgate.audit import PLATFORM_CHAIN, ChainReport
-from tenantgate.cli._common import err, out, run
-from tenantgate.errors import InvalidInput, NotFound
+from tenantgate.cli._common import err, out, parse_time, run
+from tenantgate.errors import NotFound
 from tenantgate.installation import Services
 
 __all__ = ["audit_app"]
@@ -63,7 +62,7 @@ def audit_export(
     since: Annotated[str | None, typer.Option(help="Only events at or after this ISO time (with zone).")] = None,
 ) -> None:
     """Print a chain's events as JSON lines, in seq order; payloads included unless erased."""
-    since_at = _parse_time(since) if since is not None else None
+    since_at = parse_time(since) if since is not None else None
 
     async def action(s: Services) -> None:
         await _known(s, tenant)
@@ -71,13 +70,3 @@ def audit_export(
             sys.stdout.write(json.dumps(event, ensure_ascii=False, sort_keys=True) + "\n")
 
     run(action)
-
-
-def _parse_time(text: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidInput(f"Cannot read {text!r} as an ISO time, e.g. 2025-01-31T00:00:00+00:00.") from exc
-    if when.tzinfo is None:
-        raise InvalidInput("Give the time with a zone, e.g. 2025-01-31T00:00:00+00:00.")
-    return when

@@ -20,7 +20,17 @@ from tenantgate.errors import InvalidInput
 from tenantgate.installation import Installation, Services
 from tenantgate.logs import configure_logging
 
-__all__ = ["TenantOpt", "err", "load_settings", "out", "parse_duration", "parse_expiry", "run", "tenant_context"]
+__all__ = [
+    "TenantOpt",
+    "err",
+    "load_settings",
+    "out",
+    "parse_duration",
+    "parse_expiry",
+    "parse_time",
+    "run",
+    "tenant_context",
+]
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
@@ -67,14 +77,19 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time with a zone."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidInput(f"Cannot read {text!r} as an ISO time, e.g. 2027-01-01T00:00:00+00:00.") from exc
+    if when.tzinfo is None:
+        raise InvalidInput("Give the time with a zone, e.g. 2027-01-01T00:00:00+00:00.")
+    return when
+
+
 def parse_expiry(text: str) -> datetime:
     """A duration from now (``30d``), or an ISO 8601 time with a zone."""
     if _DURATION.fullmatch(text.strip()):
         return datetime.now(UTC) + parse_duration(text)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidInput(f"Cannot read {text!r} as a duration (30d, 12h) or an ISO time.") from exc
-    if when.tzinfo is None:
-        raise InvalidInput("Give the expiry time with a zone, e.g. 2027-01-01T00:00:00+00:00.")
-    return when
+    return parse_time(text)
