@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from tenantgate.context import DeploymentMode, PrincipalKind, Role, TenantContext
 from tenantgate.errors import InvalidInput
@@ -23,7 +24,7 @@ from tenantgate.gate import (
     compile_policy,
     evaluate,
 )
-from tenantgate.tools import ToolRegistry
+from tenantgate.tools import ToolCall, ToolEffect, ToolPackage, ToolRegistry, tool
 from tests import fixture_tools
 
 TENANT = uuid.uuid4()
@@ -462,3 +463,43 @@ async def test_a_failing_quota_backend_or_policy_source_denies() -> None:
     policy_down = Gate(registry=SAAS, policies=Unreachable(view(BASICS)))
     decision = await policy_down.decide(ctx(), ProposedCall("echo@v1", {"text": "x"}))
     assert (decision.verdict, decision.code) == (Verdict.DENY, Code.POLICY_UNAVAILABLE)
+
+
+class _PayArgs(BaseModel):
+    amount: int
+    ratio: float = 0.0
+
+
+@tool("pay@v1", description="Pay.", effect=ToolEffect.EXTERNAL)
+async def _pay(call: ToolCall, args: _PayArgs) -> dict[str, str]:
+    raise AssertionError("never run in these tests")
+
+
+PAYMENTS = ToolRegistry(DeploymentMode.SAAS)
+PAYMENTS.register(_pay)
+PAYMENTS.add_package(ToolPackage("payments", "Pay.", ("pay@v1",)))
+PAY_POLICY = {
+    "packages": [{"package": "payments"}],
+    "grants": [
+        {"id": "small", "tools": ["pay@v1"], "when": [{"path": "amount", "op": "range", "value": {"max": 100}}]}
+    ],
+    "forbids": [
+        {"id": "no-high-ratio", "tools": ["pay@v1"], "when": [{"path": "ratio", "op": "range", "value": {"min": 0.5}}]}
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        ({"amount": 5, "ratio": 0.1}, Code.ALLOWED),
+        ({"amount": 5, "ratio": 0.9}, Code.POLICY_DENIED),
+        ({"amount": 5, "ratio": float("nan")}, Code.POLICY_DENIED),  # NaN must not slip past the forbid
+        ({"amount": 5, "ratio": float("inf")}, Code.POLICY_DENIED),
+        ({"amount": 10**400, "ratio": 0.1}, Code.ARGUMENT_DENIED),  # no overflow, just too much
+        ({"amount": -(10**400), "ratio": 0.1}, Code.ALLOWED),
+    ],
+)
+def test_range_conditions_hold_for_hostile_numbers(args: dict[str, Any], code: Code) -> None:
+    policy = view(PAY_POLICY, registry=PAYMENTS)
+    assert decide(ctx(), "pay@v1", args, policy, registry=PAYMENTS).code is code
