@@ -14,6 +14,7 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "DatabaseUnavailable",
+    "EgressDenied",
     "InvalidInput",
     "NotFound",
     "PermissionDenied",
@@ -66,6 +67,16 @@ class CapabilityDenied(PermissionDenied):
     """This deployment mode does not grant the capability; the tool cannot exist here."""
 
     code = "capability_denied"
+
+
+class EgressDenied(PermissionDenied):
+    """Outbound HTTP was refused by the egress policy; ``rule`` names the rule that refused it."""
+
+    code = "egress_denied"
+
+    def __init__(self, message: str | None = None, *, rule: str, **fields: Any) -> None:
+        self.rule = rule
+        super().__init__(message, rule=rule, **fields)
 
 
 class NotFound(TenantgateError):

@@ -1,0 +1,31 @@
+"""One door for all outbound HTTP: check, resolve once, dial the checked address, cap the response.
+
+``safe_client(policy)`` is the recipe; ``SafeTransport`` and ``check_address`` are the
+parts underneath. Every refusal raises :class:`tenantgate.errors.EgressDenied` naming
+its ``rule``.
+"""
+
+from tenantgate.egress._addresses import IPAddress, IPNetwork, check_address, check_host
+from tenantgate.egress._policy import EgressPolicy
+from tenantgate.egress._transport import (
+    EgressAudit,
+    EgressEvent,
+    Resolver,
+    SafeTransport,
+    SystemResolver,
+    safe_client,
+)
+
+__all__ = [
+    "EgressAudit",
+    "EgressEvent",
+    "EgressPolicy",
+    "IPAddress",
+    "IPNetwork",
+    "Resolver",
+    "SafeTransport",
+    "SystemResolver",
+    "check_address",
+    "check_host",
+    "safe_client",
+]
