@@ -33,3 +33,13 @@ async def test_unknown_routes_answer_with_the_error_shape(client: httpx.AsyncCli
     assert (response.status_code, response.json()["code"]) == (404, "not_found")
     wrong_method = await client.delete("/v1/whoami")
     assert (wrong_method.status_code, wrong_method.json()["code"]) == (405, "method_not_allowed")
+
+
+def test_every_refusal_code_has_a_deliberate_status() -> None:
+    from tenantgate.api import status_for
+
+    assert [status_for(code) for code in ("capability_denied", "egress_denied", "policy_unavailable")] == [
+        403,
+        403,
+        503,
+    ]
