@@ -90,7 +90,7 @@ class TenantContext:
         """
         if self.kind is PrincipalKind.AI_EXECUTION:
             raise ValueError("an AI execution context cannot start another AI execution")
-        granted = self.roles if roles is None else roles & Role.closure(self.roles)
+        granted = self.roles if roles is None else roles & self.held
         return replace(
             self,
             principal_id=execution_id,

@@ -242,7 +242,7 @@ class KeyService:
 
 def check_grant(ctx: TenantContext, roles: frozenset[Role]) -> None:
     # Nobody hands out a role they do not hold: an admin cannot mint an owner key.
-    missing = roles - Role.closure(ctx.roles)
+    missing = roles - ctx.held
     if missing:
         raise RoleRequired(f"You cannot grant roles you do not hold: {_names(missing)}.", required=sorted(missing))
 
