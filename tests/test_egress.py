@@ -702,6 +702,7 @@ def test_public_surface() -> None:
         "check_address",
         "check_host",
         "safe_client",
+        "validate_domain_pattern",
     }
 
 

@@ -6,7 +6,7 @@ its ``rule``.
 """
 
 from tenantgate.egress._addresses import IPAddress, IPNetwork, check_address, check_host
-from tenantgate.egress._policy import EgressPolicy
+from tenantgate.egress._policy import EgressPolicy, validate_domain_pattern
 from tenantgate.egress._transport import (
     EgressAudit,
     EgressEvent,
@@ -28,4 +28,5 @@ __all__ = [
     "check_address",
     "check_host",
     "safe_client",
+    "validate_domain_pattern",
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from tenantgate.egress._addresses import IPAddress, IPNetwork, check_host, deny
 from tenantgate.errors import ConfigurationError, EgressDenied
 
-__all__ = ["EgressPolicy"]
+__all__ = ["EgressPolicy", "validate_domain_pattern"]
 
 _SCHEMES = frozenset({"http", "https"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -60,6 +60,11 @@ class EgressPolicy:
         if self.allow_domains and not _matches_any(name, self.allow_domains):
             raise deny(f"{name} is not on the domain allowlist", "domain-not-allowed")
         return target, effective
+
+
+def validate_domain_pattern(pattern: str) -> None:
+    """Raise :class:`ConfigurationError` unless ``pattern`` is an exact host or ``*.suffix``."""
+    _validate_pattern(pattern)
 
 
 def _validate_pattern(pattern: str) -> None:

@@ -8,11 +8,12 @@ from tenantgate.gate._conditions import ArgCondition
 from tenantgate.gate._confirmations import ConfirmationInfo, Confirmations, ConfirmationStatus
 from tenantgate.gate._decision import Code, Decision, Verdict
 from tenantgate.gate._gate import Gate, PolicySource, ProposedCall, QuotaHook, args_digest, evaluate
-from tenantgate.gate._policy import Forbid, Grant, Installation, PolicyDocument
+from tenantgate.gate._policy import AiRules, EgressRules, Forbid, Grant, Installation, PolicyDocument
 from tenantgate.gate._store import PolicyStore, PolicyVersion, SwitchInfo, SwitchScope
 
 __all__ = [
     "PROFILES",
+    "AiRules",
     "ArgCondition",
     "Boundary",
     "CallOutcome",
@@ -23,6 +24,7 @@ __all__ = [
     "ConfirmationStatus",
     "Confirmations",
     "Decision",
+    "EgressRules",
     "Forbid",
     "Gate",
     "Grant",

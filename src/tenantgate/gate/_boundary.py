@@ -58,9 +58,16 @@ class Boundary:
         self._audit = audit
 
     async def call(
-        self, ctx: TenantContext, call: ProposedCall, *, confirmation_id: uuid.UUID | None = None
+        self,
+        ctx: TenantContext,
+        call: ProposedCall,
+        *,
+        confirmation_id: uuid.UUID | None = None,
+        run_id: uuid.UUID | None = None,
+        call_id: uuid.UUID | None = None,
     ) -> CallOutcome:
-        call_id = uuid.uuid4()
+        """Decide, audit, and then confirm or execute. ``run_id`` ties the call to an agent run."""
+        call_id = call_id or uuid.uuid4()
         decision = await self.gate.decide(ctx, call, confirmed=confirmation_id is not None)
         if decision.needed_confirmation:
             # Redeemed only now, after every other check (quotas too) passed: a refused call
@@ -74,7 +81,7 @@ class Boundary:
                     reason="The confirmation is not approved for exactly this call, was used already, or expired.",
                     needed_confirmation=False,
                 )
-        await self._audit.record(ctx, self._decided(call, call_id, decision, confirmation_id))
+        await self._audit.record(ctx, self._decided(call, call_id, decision, confirmation_id, run_id))
 
         if decision.verdict is Verdict.CONFIRM:
             confirmation = await self._confirmations.request(ctx, decision)
@@ -91,12 +98,13 @@ class Boundary:
             return CallOutcome(call_id, decision)
 
         assert decision.arguments is not None
-        result = await self._executor.run(ctx, decision.tool, decision.arguments, call_id=call_id)
+        result = await self._executor.run(ctx, decision.tool, decision.arguments, call_id=call_id, run_id=run_id)
         await self._audit.record(
             ctx,
             AuditEvent(
                 action="tool.executed", decision=result.outcome.value, tool=decision.tool,
                 payload={"call_id": str(call_id), "duration_ms": round(result.duration_ms, 2),
+                         **({"run_id": str(run_id)} if run_id else {}),
                          **({"error": result.error} if result.error else {})},
             ),
         )  # fmt: skip
@@ -104,10 +112,16 @@ class Boundary:
 
     @staticmethod
     def _decided(
-        call: ProposedCall, call_id: uuid.UUID, decision: Decision, confirmation_id: uuid.UUID | None
+        call: ProposedCall,
+        call_id: uuid.UUID,
+        decision: Decision,
+        confirmation_id: uuid.UUID | None,
+        run_id: uuid.UUID | None,
     ) -> AuditEvent:
         # The summary can echo what the planner sent (unknown names, argument keys in errors).
         payload: dict[str, Any] = {"call_id": str(call_id), **_safe(decision.summary())}
+        if run_id is not None:
+            payload["run_id"] = str(run_id)
         if not TOOL_NAME.fullmatch(call.tool):
             payload["proposed_tool"] = _printable(call.tool)
         if decision.arguments is not None:

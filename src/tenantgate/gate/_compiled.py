@@ -95,6 +95,10 @@ class TenantView:
 
     compliance: ComplianceProfile
     switches: Switches
+    # The tenant's egress domain lists and eligible model vendors, as the policy states them.
+    egress_allow: frozenset[str] = frozenset()
+    egress_deny: frozenset[str] = frozenset()
+    ai_vendors: frozenset[str] = frozenset()
 
 
 def _compile(rule: Grant | Forbid) -> CompiledRule:
@@ -150,4 +154,7 @@ def compile_policy(
         forbids=_index(document.forbids, frozenset(t.name for t in registry)),
         compliance=compliance,
         switches=switches,
+        egress_allow=frozenset(document.egress.allow_domains),
+        egress_deny=frozenset(document.egress.deny_domains),
+        ai_vendors=frozenset(document.ai.vendors),
     )

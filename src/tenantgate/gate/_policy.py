@@ -13,11 +13,12 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.context import PrincipalKind, Role
-from tenantgate.errors import InvalidInput
+from tenantgate.egress import validate_domain_pattern
+from tenantgate.errors import ConfigurationError, InvalidInput
 from tenantgate.gate._conditions import ArgCondition
 from tenantgate.tools import ToolRegistry
 
-__all__ = ["WILDCARD", "Forbid", "Grant", "Installation", "PolicyDocument"]
+__all__ = ["WILDCARD", "AiRules", "EgressRules", "Forbid", "Grant", "Installation", "PolicyDocument"]
 
 WILDCARD = "*"
 _RULE_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -61,12 +62,36 @@ class Installation(BaseModel):
     tools: list[str] | None = Field(None, description="Allowlist within the package; all of it when absent.")
 
 
+class EgressRules(BaseModel):
+    """Where this tenant's tools may send HTTP: exact hosts or ``*.suffix``. Deny wins; a non-empty allow list
+    refuses everything it does not name. Applied by the egress door before any name is resolved."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allow_domains: list[str] = Field(default_factory=list, max_length=500)
+    deny_domains: list[str] = Field(default_factory=list, max_length=500)
+
+
+class AiRules(BaseModel):
+    """Which model providers may receive this tenant's data (seed 003, vendor eligibility).
+
+    Empty means none: a tenant opts in to each external provider explicitly. The scripted planner
+    sends nothing anywhere and needs no entry.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    vendors: list[str] = Field(default_factory=list, max_length=50)
+
+
 class PolicyDocument(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     packages: list[Installation] = Field(default_factory=list, max_length=200)
     grants: list[Grant] = Field(default_factory=list, max_length=1000)
     forbids: list[Forbid] = Field(default_factory=list, max_length=1000)
+    egress: EgressRules = Field(default_factory=EgressRules)
+    ai: AiRules = Field(default_factory=AiRules)
 
     def installed_tools(self, registry: ToolRegistry) -> frozenset[str]:
         """The tools this tenant can see in this mode: installed packages, narrowed, present here."""
@@ -98,6 +123,11 @@ class PolicyDocument(BaseModel):
                 problems.append(f"rule id {rule.id!r} is used twice")
             ids.add(rule.id)
             problems.extend(_tool_problems(rule, registry, installed))
+        for pattern in [*self.egress.allow_domains, *self.egress.deny_domains]:
+            try:
+                validate_domain_pattern(pattern)
+            except ConfigurationError as exc:
+                problems.append(exc.message)
         if problems:
             raise InvalidInput("The policy was not saved: " + "; ".join(problems) + ".", problems=problems)
 

@@ -3,12 +3,19 @@
 from tenantgate.tools._executor import Executor, Outcome, ToolResult
 from tenantgate.tools._plugins import load_plugins
 from tenantgate.tools._registry import ToolPackage, ToolRegistry
+from tenantgate.tools._resources import (
+    Credential,
+    CredentialSource,
+    HttpSource,
+    ToolCall,
+    ToolResources,
+    ToolUnavailable,
+)
 from tenantgate.tools._spec import (
     LOCAL_CAPABILITIES,
     TOOL_NAME,
     Capability,
     Tool,
-    ToolCall,
     ToolEffect,
     ToolHandler,
     ToolSpec,
@@ -19,7 +26,10 @@ __all__ = [
     "LOCAL_CAPABILITIES",
     "TOOL_NAME",
     "Capability",
+    "Credential",
+    "CredentialSource",
     "Executor",
+    "HttpSource",
     "Outcome",
     "Tool",
     "ToolCall",
@@ -27,8 +37,10 @@ __all__ = [
     "ToolHandler",
     "ToolPackage",
     "ToolRegistry",
+    "ToolResources",
     "ToolResult",
     "ToolSpec",
+    "ToolUnavailable",
     "load_plugins",
     "tool",
 ]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from tenantgate.context import TenantContext
 from tenantgate.logs import get_logger
 from tenantgate.tools._registry import ToolRegistry
-from tenantgate.tools._spec import ToolCall
+from tenantgate.tools._resources import ToolCall, ToolResources
 
 __all__ = ["Executor", "Outcome", "ToolResult"]
 
@@ -65,11 +65,18 @@ def _json_safe(value: Any) -> Any:
 
 
 class Executor:
-    def __init__(self, *, registry: ToolRegistry) -> None:
+    def __init__(self, *, registry: ToolRegistry, resources: ToolResources | None = None) -> None:
         self._registry = registry
+        self._resources = resources or ToolResources()
 
     async def run(
-        self, ctx: TenantContext, tool_name: str, arguments: Mapping[str, Any], *, call_id: uuid.UUID
+        self,
+        ctx: TenantContext,
+        tool_name: str,
+        arguments: Mapping[str, Any],
+        *,
+        call_id: uuid.UUID,
+        run_id: uuid.UUID | None = None,
     ) -> ToolResult:
         """Run one call the gate allowed (the caller passes the decision's validated arguments)."""
         tool = self._registry.get(tool_name)
@@ -84,7 +91,8 @@ class Executor:
 
         try:
             args = spec.arguments.model_validate(dict(arguments))
-            raw = await asyncio.wait_for(tool.handler(ToolCall(ctx=ctx, call_id=call_id), args), spec.timeout_s)
+            call = ToolCall(ctx=ctx, call_id=call_id, spec=spec, run_id=run_id, resources=self._resources)
+            raw = await asyncio.wait_for(tool.handler(call, args), spec.timeout_s)
         except TimeoutError:
             return result(Outcome.TIMEOUT, error=f"{spec.name} did not finish within {spec.timeout_s:g} s")
         except asyncio.CancelledError:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,7 +23,8 @@ from typing import Any, get_type_hints
 
 from pydantic import BaseModel
 
-from tenantgate.context import Role, TenantContext
+from tenantgate.context import Role
+from tenantgate.tools._resources import ToolCall
 
 __all__ = [
     "LOCAL_CAPABILITIES",
@@ -130,14 +130,6 @@ def _describe(spec: ToolSpec) -> dict[str, Any]:
         "required_role": spec.required_role.value,
         "integration": spec.integration,
     }
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """What a handler is given besides its arguments: who is calling, for which call."""
-
-    ctx: TenantContext
-    call_id: uuid.UUID
 
 
 ToolHandler = Callable[[ToolCall, Any], Awaitable[Any]]
