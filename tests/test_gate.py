@@ -397,11 +397,30 @@ def test_decisions_are_deterministic_and_explain_themselves() -> None:
             },
             "used twice",
         ),
+        ({"egress": {"allow_domains": ["Docs.Example.com"]}}, "invalid egress domain pattern .Docs.Example.com"),
+        ({"egress": {"deny_domains": ["*.10.0.0.1"]}}, "wildcard on an IP address"),
+        ({"egress": {"deny_domains": ["evil.com/path"]}}, "invalid egress domain pattern"),
+        ({"ai": {"vendors": ["openai"], "extra": 1}}, "Extra inputs are not permitted"),
     ],
 )
 def test_policies_are_validated_when_written(document: dict[str, Any], problem: str) -> None:
-    with pytest.raises(InvalidInput, match=problem):
+    with pytest.raises((InvalidInput, ValueError), match=problem):
         PolicyDocument.model_validate(document).check(SAAS)
+
+
+def test_egress_lists_and_ai_vendors_compile_into_the_tenant_view() -> None:
+    document = PolicyDocument.model_validate(
+        {"egress": {"allow_domains": ["docs.example.com", "*.example.org"], "deny_domains": ["bad.example.org"]},
+         "ai": {"vendors": ["anthropic"]}}
+    )  # fmt: skip
+    document.check(SAAS)
+    compiled = compile_policy(
+        uuid.uuid4(), 1, document, SAAS, compliance=PROFILES[ComplianceMode.STANDARD], switches=Switches()
+    )
+    assert compiled.egress_allow == {"docs.example.com", "*.example.org"}
+    assert compiled.egress_deny == {"bad.example.org"}
+    assert compiled.ai_vendors == {"anthropic"}
+    assert PolicyDocument().ai.vendors == []  # no external model provider until the tenant opts in
 
 
 @pytest.mark.parametrize(
