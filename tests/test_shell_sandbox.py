@@ -18,7 +18,8 @@ import structlog
 
 from tenantgate.auth import system_context
 from tenantgate.context import DeploymentMode
-from tenantgate.tools.builtin import INSTALL_HINT, Limits, Sandbox, Workspace, Workspaces
+from tenantgate.tools import Executor, ToolRegistry, builtin
+from tenantgate.tools.builtin import INSTALL_HINT, Limits, Sandbox, Workspace, Workspaces, shell_tools
 
 LIMITS = Limits(cpu_seconds=1, memory_bytes=256 * 1024 * 1024, file_bytes=1024 * 1024, processes=48, open_files=64)
 _PROBE = Sandbox.for_this_process(limits=LIMITS).probe()
@@ -253,10 +254,36 @@ async def test_opting_out_runs_unsandboxed_with_limits_and_a_clean_environment(
     assert lines[-2] != "0"  # still not root
 
 
-def test_opting_out_is_logged_at_start_up(spaces: Workspaces) -> None:
-    from tenantgate.tools.builtin import shell_tools
-
+async def test_opting_out_is_logged_at_start_up_and_on_every_call(spaces: Workspaces) -> None:
     with structlog.testing.capture_logs() as logs:
-        shell_tools(spaces, Sandbox(kind="none"))
-    assert [e["event"] for e in logs] == ["shell.sandbox_disabled"]
-    assert logs[0]["log_level"] == "warning"
+        tools, _ = shell_tools(spaces, Sandbox.for_this_process(kind="none", limits=LIMITS))
+    assert [(e["event"], e["log_level"]) for e in logs] == [("shell.sandbox_disabled", "warning")]
+    registry = ToolRegistry(DeploymentMode.SELF_HOSTED)
+    registry.register_available(tools)
+    ctx = system_context(uuid.uuid4(), mode=DeploymentMode.SELF_HOSTED, request_id="t")
+    executor = Executor(registry=registry)
+    for _ in range(2):
+        with structlog.testing.capture_logs() as logs:
+            result = await executor.run(ctx, "shell@v1", {"command": "echo hi"}, call_id=uuid.uuid4())
+        assert result.output["stdout"] == "hi\n"
+        assert [(e["event"], e["log_level"]) for e in logs] == [("shell.unsandboxed_call", "warning")]
+
+
+@needs_bwrap
+async def test_a_cancelled_call_leaves_nothing_running(sandbox: Sandbox, ws: Workspace) -> None:
+    marker = str(4000 + os.getpid() % 1000)
+    task = asyncio.create_task(sandbox.run(ws.directory, f"sleep {marker}", timeout_s=60))
+    await asyncio.sleep(0.5)
+    assert _running_with(f"sleep\x00{marker}")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.2)
+    assert not _running_with(f"sleep\x00{marker}")
+
+
+def test_public_surface() -> None:
+    assert set(builtin.__all__) == {
+        "INSTALL_HINT", "Entry", "Limits", "Listing", "Sandbox", "SandboxResult", "SandboxUnavailable",
+        "Workspace", "Workspaces", "self_hosted_tools", "shell_tools", "workspace_tools",
+    }  # fmt: skip
