@@ -113,6 +113,22 @@ class Settings(BaseSettings):
     plugins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Self-hosted tools: the tenants' workspaces and the sandboxed shell.
+    workspace_root: Path | None = None  # unset: <data_dir>/workspaces, one 0700 directory per tenant
+    workspace_max_file_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=1024 * 1024 * 1024)
+    workspace_max_list_entries: int = Field(default=1000, ge=1, le=100_000)
+    shell_sandbox: Literal["bubblewrap", "none"] = "bubblewrap"  # none: the operator's explicit opt-out
+    shell_bwrap: str = "bwrap"
+    shell_network: bool = False
+    shell_timeout_s: float = Field(default=30.0, gt=0, le=3500)
+    shell_max_timeout_s: float = Field(default=300.0, gt=0, le=3500)
+    shell_cpu_seconds: int = Field(default=30, ge=1, le=3600)
+    shell_memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=64 * 1024 * 1024)
+    shell_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    shell_processes: int = Field(default=64, ge=4, le=100_000)
+    shell_open_files: int = Field(default=256, ge=16, le=1024 * 1024)
+    shell_output_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
     @field_validator("jwt_issuers", mode="before")
     @classmethod
     def _parse_issuers(cls, value: Any) -> Any:
@@ -142,6 +158,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         return self.database_url is None
 
+    @property
+    def workspace_dir(self) -> Path:
+        """Where the tenants' workspaces live."""
+        return self.workspace_root if self.workspace_root is not None else self.data_dir / "workspaces"
+
     def check(self) -> None:
         """Refuse unsafe or incomplete combinations, naming what to change."""
         if not self.embedded:
@@ -158,6 +179,12 @@ class Settings(BaseSettings):
                 )
         if self.pepper is not None and len(self.pepper.get_secret_value()) < 32:
             raise ConfigurationError("TENANTGATE_PEPPER must be at least 32 characters of random data.")
+        if self.shell_sandbox == "none" and self.mode is DeploymentMode.SAAS:
+            raise ConfigurationError(
+                "TENANTGATE_SHELL_SANDBOX=none is a self_hosted opt-out; saas has no shell tool. Remove it."
+            )
+        if self.shell_timeout_s > self.shell_max_timeout_s:
+            raise ConfigurationError("TENANTGATE_SHELL_TIMEOUT_S must not exceed TENANTGATE_SHELL_MAX_TIMEOUT_S.")
         urls = [self.database_url, self.admin_database_url, self.owner_database_url]
         for url in urls:
             if url is not None and not url.get_secret_value().startswith(("postgresql://", "postgres://")):

@@ -21,6 +21,7 @@ __all__ = [
     "RoleRequired",
     "TenantgateError",
     "Unauthenticated",
+    "WorkspaceEscape",
 ]
 
 
@@ -77,6 +78,16 @@ class EgressDenied(PermissionDenied):
     def __init__(self, message: str | None = None, *, rule: str, **fields: Any) -> None:
         self.rule = rule
         super().__init__(message, rule=rule, **fields)
+
+
+class WorkspaceEscape(PermissionDenied):
+    """A workspace tool was asked for a path that leads, or could lead, outside the tenant's workspace."""
+
+    code = "workspace_escape"
+
+    def __init__(self, message: str | None = None, *, reason: str, **fields: Any) -> None:
+        self.reason = reason
+        super().__init__(message, reason=reason, **fields)
 
 
 class NotFound(TenantgateError):

@@ -23,6 +23,7 @@ from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicySt
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
 from tenantgate.tools import Executor, ToolRegistry, load_plugins
+from tenantgate.tools.builtin import self_hosted_tools
 
 __all__ = ["Installation", "Services", "build_registry"]
 
@@ -82,6 +83,10 @@ class Installation:
 def build_registry(settings: Settings) -> ToolRegistry:
     """The process's tools: built-ins this mode allows, then the operator's plugins."""
     registry = ToolRegistry(settings.mode)
+    local_tools, local_packages = self_hosted_tools(settings)
+    registry.register_available(local_tools)  # saas leaves them out: the gate says capability_denied
+    for package in local_packages:
+        registry.add_package(package)
     load_plugins(registry, settings.plugins)
     return registry
 

@@ -5,4 +5,23 @@ services they need; the installation registers them for the deployment mode, so 
 need a local capability exist only in ``self_hosted``.
 """
 
-__all__: list[str] = []
+from tenantgate.tools.builtin._files import workspace_tools
+from tenantgate.tools.builtin._local import self_hosted_tools
+from tenantgate.tools.builtin._sandbox import INSTALL_HINT, Limits, Sandbox, SandboxResult
+from tenantgate.tools.builtin._shell import SandboxUnavailable, shell_tools
+from tenantgate.tools.builtin._workspace import Entry, Listing, Workspace, Workspaces
+
+__all__ = [
+    "INSTALL_HINT",
+    "Entry",
+    "Limits",
+    "Listing",
+    "Sandbox",
+    "SandboxResult",
+    "SandboxUnavailable",
+    "Workspace",
+    "Workspaces",
+    "self_hosted_tools",
+    "shell_tools",
+    "workspace_tools",
+]
