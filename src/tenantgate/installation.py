@@ -7,6 +7,7 @@ same parts the same way, and tests can assemble them against their own database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import ip_network
 
 from tenantgate.audit import AuditLog
 from tenantgate.auth import (
@@ -18,13 +19,16 @@ from tenantgate.auth import (
     load_pepper,
 )
 from tenantgate.config import Settings
+from tenantgate.context import TenantContext
+from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
-from tenantgate.tools import Executor, ToolRegistry, load_plugins
+from tenantgate.tools import Executor, HttpSource, Tool, ToolPackage, ToolRegistry, ToolResources, load_plugins
+from tenantgate.tools.builtin import ProviderUrls, api_tools
 
-__all__ = ["Installation", "Services", "build_registry"]
+__all__ = ["Installation", "Services", "build_registry", "egress_policy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +86,25 @@ class Installation:
 def build_registry(settings: Settings) -> ToolRegistry:
     """The process's tools: built-ins this mode allows, then the operator's plugins."""
     registry = ToolRegistry(settings.mode)
+    _register(registry, api_tools(ProviderUrls.from_settings(settings)))
     load_plugins(registry, settings.plugins)
     return registry
+
+
+def _register(registry: ToolRegistry, items: list[Tool | ToolPackage]) -> None:
+    registry.register_available([item for item in items if isinstance(item, Tool)])
+    for item in items:
+        if isinstance(item, ToolPackage):
+            registry.add_package(item)
+
+
+def egress_policy(settings: Settings) -> EgressPolicy:
+    """The platform's egress policy for tools: public addresses, plus internal ones an operator allows."""
+    return EgressPolicy(
+        allowed_private=frozenset(ip_network(item) for item in settings.egress_allow_private),
+        timeout_s=settings.egress_timeout_s,
+        max_response_bytes=settings.egress_max_response_bytes,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +124,15 @@ class Services:
     policy_cache: PolicyCache
     confirmations: Confirmations
     boundary: Boundary
+    http: HttpSource  # tools' outbound HTTP: the egress door with each tenant's domain lists
 
     @classmethod
     def build(
-        cls, installation: Installation, db: Database | None = None, registry: ToolRegistry | None = None
+        cls,
+        installation: Installation,
+        db: Database | None = None,
+        registry: ToolRegistry | None = None,
+        http: HttpSource | None = None,
     ) -> Services:
         settings = installation.settings
         db = db or installation.database()
@@ -117,6 +143,13 @@ class Services:
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit)
         gate = Gate(registry=registry, policies=cache)
+
+        async def domain_lists(ctx: TenantContext) -> DomainLists:
+            view = await cache.view(ctx)  # raises PolicyUnavailable when stale: no request then
+            return DomainLists(allow=view.egress_allow, deny=view.egress_deny)
+
+        http = http or EgressHttp(egress_policy(settings), lists=domain_lists, audit=audit)
+        executor = Executor(registry=registry, resources=ToolResources(http=http))
         return cls(
             settings=settings,
             db=db,
@@ -130,9 +163,8 @@ class Services:
             policies=policies,
             policy_cache=cache,
             confirmations=confirmations,
-            boundary=Boundary(
-                gate=gate, executor=Executor(registry=registry), confirmations=confirmations, audit=audit
-            ),
+            boundary=Boundary(gate=gate, executor=executor, confirmations=confirmations, audit=audit),
+            http=http,
         )
 
     async def start(self) -> None:

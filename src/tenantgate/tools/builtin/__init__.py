@@ -5,4 +5,23 @@ services they need; the installation registers them for the deployment mode, so 
 need a local capability exist only in ``self_hosted``.
 """
 
-__all__: list[str] = []
+from tenantgate.tools.builtin._api import api_tools
+from tenantgate.tools.builtin._provider import ProviderUrls, ToolFailed
+from tenantgate.tools.builtin._r8r import judge_workflow, r8r_tools
+from tenantgate.tools.builtin._sheets import sheets_tools
+from tenantgate.tools.builtin._web import BraveSearch, SearchHit, SearchProvider, web_tools
+from tenantgate.tools.builtin._whatsapp import whatsapp_tools
+
+__all__ = [
+    "BraveSearch",
+    "ProviderUrls",
+    "SearchHit",
+    "SearchProvider",
+    "ToolFailed",
+    "api_tools",
+    "judge_workflow",
+    "r8r_tools",
+    "sheets_tools",
+    "web_tools",
+    "whatsapp_tools",
+]
