@@ -20,7 +20,7 @@ from tenantgate.auth import (
 )
 from tenantgate.config import Settings
 from tenantgate.context import TenantContext
-from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy
+from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
@@ -28,7 +28,7 @@ from tenantgate.tenants import TenantService
 from tenantgate.tools import Executor, HttpSource, Tool, ToolPackage, ToolRegistry, ToolResources, load_plugins
 from tenantgate.tools.builtin import ProviderUrls, api_tools
 
-__all__ = ["Installation", "Services", "build_registry", "egress_policy"]
+__all__ = ["Installation", "Services", "build_registry", "egress_policy", "tenant_domain_lists"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,16 @@ def _register(registry: ToolRegistry, items: list[Tool | ToolPackage]) -> None:
             registry.add_package(item)
 
 
+def tenant_domain_lists(cache: PolicyCache) -> ListsLoader:
+    """Each tenant's egress domain lists, as its current policy states them (from the policy cache)."""
+
+    async def lists(ctx: TenantContext) -> DomainLists:
+        view = await cache.view(ctx)  # raises PolicyUnavailable when stale: fail closed, no request
+        return DomainLists(allow=view.egress_allow, deny=view.egress_deny)
+
+    return lists
+
+
 def egress_policy(settings: Settings) -> EgressPolicy:
     """The platform's egress policy for tools: public addresses, plus internal ones an operator allows."""
     return EgressPolicy(
@@ -143,12 +153,7 @@ class Services:
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit)
         gate = Gate(registry=registry, policies=cache)
-
-        async def domain_lists(ctx: TenantContext) -> DomainLists:
-            view = await cache.view(ctx)  # raises PolicyUnavailable when stale: no request then
-            return DomainLists(allow=view.egress_allow, deny=view.egress_deny)
-
-        http = http or EgressHttp(egress_policy(settings), lists=domain_lists, audit=audit)
+        http = http or EgressHttp(egress_policy(settings), lists=tenant_domain_lists(cache), audit=audit)
         executor = Executor(registry=registry, resources=ToolResources(http=http))
         return cls(
             settings=settings,
