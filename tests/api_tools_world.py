@@ -22,7 +22,7 @@ from tenantgate.egress import EgressHttp, EgressPolicy
 from tenantgate.installation import Services, build_registry, tenant_domain_lists
 from tenantgate.tools import Executor, ToolRegistry, ToolResources, ToolResult
 from tests.fake_credentials import InMemoryCredentialsForTests
-from tests.fakes import brave, google_sheets, r8r, whatsapp, web
+from tests.fakes import brave, google_sheets, r8r, web, whatsapp
 from tests.fakes.loopback import HostTable, LoopbackOnly
 
 

@@ -64,18 +64,22 @@ async def test_tenant_denylist_refuses_before_resolving_and_is_audited(
         await fetch(world, tenant_a.system, url, call_id)
     assert refused.value.rule == "tenant-domain-denied"
     assert "'*.example.test' on the tenant's domain denylist" in refused.value.message
-    assert world.resolver.calls == [] and world.dialled == [] and world.web.server.arrivals == []
+    assert world.resolver.calls == []
+    assert world.dialled == []
+    assert world.web.server.arrivals == []
 
     (event,) = await denials(client, tenant_a)
     assert event["tool"] == "web_fetch@v1"
-    assert event["decision"] == "deny" and event["code"] == "egress_denied"
+    assert event["decision"] == "deny"
+    assert event["code"] == "egress_denied"
     port = world.web.server.port
     assert event["payload"] == {
         "call_id": str(call_id),
         "url": f"http://{web.HOST}:{port}/article?token=redacted&page=redacted",
         "rule": "tenant-domain-denied",
     }
-    assert "s3cret" not in str(event) and "pw" not in str(event["payload"])
+    assert "s3cret" not in str(event)
+    assert "pw" not in str(event["payload"])
 
 
 async def test_tenant_allowlist_refuses_everything_else(
@@ -140,7 +144,8 @@ async def test_unavailable_policy_state_fails_closed(world: World, tenant_a: Ten
     async with http.client(tenant_a.system, tool="web_fetch@v1", call_id=uuid.uuid4()) as client:
         with pytest.raises(ConnectionError):
             await client.get(world.page("/notes.txt"))
-    assert world.web.server.arrivals == [] and world.resolver.calls == []
+    assert world.web.server.arrivals == []
+    assert world.resolver.calls == []
 
 
 async def test_the_installations_source_applies_tenant_lists(services: Services) -> None:

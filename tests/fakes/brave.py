@@ -40,7 +40,7 @@ def result(title: str, url: str, description: str) -> dict[str, Any]:
         "description": description, "page_age": "2025-05-01T10:00:00", "language": "en",
         "family_friendly": True, "type": "search_result", "subtype": "generic",
         "meta_url": {"scheme": "https", "netloc": url.split("/")[2], "hostname": url.split("/")[2],
-                     "favicon": "https://imgs.search.brave.com/x", "path": "› docs"},
+                     "favicon": "https://imgs.search.brave.com/x", "path": "> docs"},
     }  # fmt: skip
 
 
