@@ -26,6 +26,7 @@ _BLOCK = frozenset(
         "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tr", "ul",
     }
 )  # fmt: skip
+_WHITESPACE = re.compile(r"\s+")
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -37,6 +38,7 @@ class _Reader(HTMLParser):
         self.title: list[str] = []
         self._skipping: list[str] = []
         self._in_title = False
+        self._pre = 0  # inside <pre>, line breaks are content
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "title":
@@ -50,6 +52,7 @@ class _Reader(HTMLParser):
             if tag not in _VOID:
                 self._skipping.append(tag)  # hidden content is not what a reader sees
         elif tag in _BLOCK:
+            self._pre += tag == "pre"
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
@@ -60,13 +63,15 @@ class _Reader(HTMLParser):
                 # Close up to the matching tag: HTML lets inner elements go unclosed.
                 del self._skipping[len(self._skipping) - 1 - self._skipping[::-1].index(tag) :]
         elif tag in _BLOCK:
+            self._pre -= tag == "pre" and self._pre > 0
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title.append(data)
         elif not self._skipping:
-            self.parts.append(data)
+            # Source line breaks are only spaces in HTML, except in <pre>.
+            self.parts.append(data if self._pre else _WHITESPACE.sub(" ", data))
 
 
 def html_to_text(html: str) -> tuple[str | None, str]:
