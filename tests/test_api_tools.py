@@ -377,16 +377,7 @@ async def test_sheets_revoked_refresh_token_says_reconnect(world: World, tenant_
 
 async def test_sheets_401_after_refresh_is_a_failure_not_a_loop(world: World, tenant_a: TenantFixture) -> None:
     oauth(world, tenant_a, access="ya29.revoked")
-    world.sheets.valid_tokens.clear()  # even fresh tokens are refused
-    world.sheets.valid_tokens.discard("ya29.refreshed-1")
-    original = world.sheets._token
-
-    def token_then_forget(request: Any) -> Reply:
-        reply = original(request)
-        world.sheets.valid_tokens.clear()
-        return reply
-
-    world.sheets._token = token_then_forget  # type: ignore[method-assign]
+    world.sheets.reject_all = True  # even the freshly refreshed token is refused
     result = await world.run(tenant_a.system, "google_sheets@v1", {**SHEET, "action": "read", "range": "Sheet1!A1"})
     failed(result, "rejected the credential (401)", "UNAUTHENTICATED")
     assert len(world.sheets.server.arrivals) == 3

@@ -58,6 +58,7 @@ class FakeGoogleSheets:
         self.override: Reply | None = None
         self.valid_tokens: set[str] = {"ya29.valid-token"}
         self.issued = 0
+        self.reject_all = False  # refuse every access token, even freshly issued ones
         self.sheets: dict[str, list[list[Any]]] = {"Sheet1": [["name", "qty"], ["apples", "3"]]}
 
     async def handle(self, request: Request) -> Reply:
@@ -68,7 +69,7 @@ class FakeGoogleSheets:
         prefix = f"/v4/spreadsheets/{SPREADSHEET_ID}/values/"
         if not request.path.startswith(prefix):
             return google_error(404, "NOT_FOUND", "Requested entity was not found.")
-        if request.bearer() not in self.valid_tokens:
+        if self.reject_all or request.bearer() not in self.valid_tokens:
             return unauthenticated()
         target = request.path.removeprefix(prefix)
         if request.method == "POST" and target.endswith(":append"):

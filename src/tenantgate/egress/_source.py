@@ -145,13 +145,22 @@ class EgressHttp:
         self._lists = lists
         self._audit = audit
         self._resolver = resolver
+        if dialer is None:
+            # One TLS context for every call's dialer: building one loads the CA bundle (~0.1 s),
+            # which per tool call would cost more than the request. Connections are still never
+            # shared: each dialer is closed with its client, and keeps none alive meanwhile.
+            tls = httpx.create_ssl_context(trust_env=False)
+
+            def dialer() -> httpx.AsyncBaseTransport:
+                return httpx.AsyncHTTPTransport(
+                    verify=tls, trust_env=False, limits=httpx.Limits(max_keepalive_connections=0)
+                )
+
         self._dialer = dialer
 
     def client(self, ctx: TenantContext, *, tool: str, call_id: uuid.UUID) -> httpx.AsyncClient:
         """A client for one tool call. Use it as ``async with call.http() as client:``."""
-        inner = SafeTransport(
-            self.policy, resolver=self._resolver, dialer=self._dialer() if self._dialer is not None else None
-        )
+        inner = SafeTransport(self.policy, resolver=self._resolver, dialer=self._dialer())
         transport = _TenantTransport(inner, ctx=ctx, tool=tool, call_id=call_id, lists=self._lists, audit=self._audit)
         return httpx.AsyncClient(
             transport=transport,
