@@ -54,7 +54,11 @@ class World:
 
 @asynccontextmanager
 async def api_world(
-    services: Services, *, mode: DeploymentMode = DeploymentMode.SAAS, timeout_s: float = 2.0
+    services: Services,
+    *,
+    mode: DeploymentMode = DeploymentMode.SAAS,
+    timeout_s: float = 2.0,
+    max_response_bytes: int = 1024 * 1024,
 ) -> AsyncIterator[World]:
     fakes = (brave.FakeBrave(), whatsapp.FakeWhatsApp(), google_sheets.FakeGoogleSheets(), r8r.FakeR8r(), web.FakeWeb())
     async with AsyncExitStack() as stack:
@@ -76,6 +80,7 @@ async def api_world(
             allowed_ports=frozenset(f.server.port for f in fakes),
             allowed_private=frozenset({ip_network("127.0.0.1/32")}),
             timeout_s=timeout_s,
+            max_response_bytes=max_response_bytes,
         )
         dialled: list[str] = []
         http = EgressHttp(

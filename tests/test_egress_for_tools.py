@@ -22,6 +22,7 @@ from tenantgate.installation import Services, build_registry, egress_policy
 from tests.api_tools_world import World, api_world
 from tests.conftest import TenantFixture, new_tenant
 from tests.fakes import web
+from tests.fakes.server import Reply
 
 
 async def set_lists(services: Services, tenant: TenantFixture, **egress: list[str]) -> None:
@@ -106,6 +107,21 @@ async def test_a_redirect_to_a_denied_host_is_refused_at_the_hop(
     assert world.whatsapp.server.arrivals == []
     (event,) = await denials(client, tenant_a)
     assert event["payload"]["url"] == target
+
+
+@pytest.mark.parametrize("declared", [True, False])
+async def test_oversized_responses_are_refused_and_audited(
+    services: Services, client: httpx.AsyncClient, tenant_a: TenantFixture, declared: bool
+) -> None:
+    async with api_world(services, max_response_bytes=1024) as world:
+        length = "Content-Length: 5000\r\n" if declared else ""  # without it, only reading tells
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{length}Connection: close\r\n\r\n"
+        world.web.pages["/big"] = Reply(raw=head.encode() + b"x" * 5000)
+        with pytest.raises(EgressDenied) as refused:
+            await fetch(world, tenant_a.system, world.page("/big"))
+    assert refused.value.rule == "response-too-large"
+    (event,) = await denials(client, tenant_a)
+    assert event["payload"]["rule"] == "response-too-large"
 
 
 async def test_platform_rules_still_apply_under_a_tenant_allowlist(

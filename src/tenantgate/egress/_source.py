@@ -11,7 +11,7 @@ tenant's audit chain before the error reaches the tool.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
@@ -100,10 +100,19 @@ class _TenantTransport(httpx.AsyncBaseTransport):
                 # Loaded once per client (one tool call): a policy change applies from the next call.
                 self._lists = await self._loader(self._ctx) if self._loader is not None else DomainLists()
             self._lists.check(request.url.raw_host.decode("ascii", "replace"))
-            return await self._inner.handle_async_request(request)
+            response = await self._inner.handle_async_request(request)
         except EgressDenied as exc:
             await self._refused(request.url, exc)
             raise
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        # The size and time caps can also refuse while the body is read: audit those too.
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_AuditedStream(stream, self, request.url),
+            extensions=response.extensions,
+        )
 
     async def _refused(self, url: httpx.URL, exc: EgressDenied) -> None:
         shown = redacted_url(url)
@@ -119,6 +128,24 @@ class _TenantTransport(httpx.AsyncBaseTransport):
         )
         # Durable before the tool sees the error: a refusal is never lost to a crash after it.
         await self._audit.record(self._ctx, event)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _AuditedStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, transport: _TenantTransport, url: httpx.URL) -> None:
+        self._inner = inner
+        self._transport = transport
+        self._url = url
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except EgressDenied as exc:
+            await self._transport._refused(self._url, exc)
+            raise
 
     async def aclose(self) -> None:
         await self._inner.aclose()
