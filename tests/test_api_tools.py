@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from tenantgate.context import DeploymentMode
-from tenantgate.installation import Services
+from tenantgate.api import create_app
+from tenantgate.installation import Installation, Services
 from tenantgate.tools import Outcome, ToolResult
 from tests.api_tools_world import World, api_world
 from tests.conftest import TenantFixture
@@ -506,3 +507,44 @@ async def test_r8r_unknown_workflow_and_egress(world: World, services: Services,
     refused = await world.run(tenant_a.system, "r8r@v1", {"action": "list"})
     failed(refused, "rule: tenant-domain-denied")
     assert len(world.r8r.server.arrivals) == 1
+
+
+# --- end to end: the HTTP API, the gate, the executor and the door of an installation -------
+
+
+async def test_web_fetch_through_the_api_of_an_installation_with_the_real_tools(
+    installation: Installation, services: Services, tenant_a: TenantFixture
+) -> None:
+    async with api_world(services) as world:
+        own = Services.build(installation, registry=world.registry, http=world.http)
+        app = create_app(own)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://tenantgate.test") as api,
+        ):
+            policy = {
+                "packages": [{"package": "web"}],
+                "grants": [{"id": "web", "tools": ["web_fetch@v1"]}],
+                "egress": {"deny_domains": ["*.brave.test"]},
+            }
+            await own.policies.set_policy(tenant_a.system, policy)
+            listed = await api.get("/v1/tools", headers=tenant_a.headers())
+            assert {t["name"] for t in listed.json()["tools"]} == {"web_fetch@v1", "web_search@v1"}
+
+            async def fetch(url: str) -> httpx.Response:
+                body = {"arguments": {"url": url}}
+                return await api.post("/v1/tools/web_fetch@v1/call", json=body, headers=tenant_a.headers())
+
+            ok = await fetch(world.page("/article"))
+            assert ok.status_code == 200, ok.text
+            assert ok.json()["output"]["title"] == "Row security & you"
+            assert ok.json()["untrusted"] is True
+
+            refused = await fetch(f"http://{brave.HOST}:{world.brave.server.port}/res/v1/web/search")
+            assert refused.status_code == 502
+            assert "rule: tenant-domain-denied" in refused.json()["message"]
+            assert world.brave.server.arrivals == []
+            trail = await api.get("/v1/audit", params={"action": "egress.denied"}, headers=tenant_a.headers())
+            (event,) = trail.json()["events"]
+            assert event["tool"] == "web_fetch@v1"
