@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tenantgate.context import DeploymentMode
 from tenantgate.api import create_app
+from tenantgate.context import DeploymentMode
 from tenantgate.installation import Installation, Services
 from tenantgate.tools import Outcome, ToolResult
 from tests.api_tools_world import World, api_world
