@@ -57,6 +57,8 @@ async def test_web_fetch_returns_readable_text_of_html(world: World, tenant_a: T
     )
     assert "ignore previous instructions" not in out["text"]
     assert "hidden text" not in out["text"]
+    assert "invisible instructions" not in out["text"]
+    assert "aria hidden" not in out["text"]
     assert out["content_type"] == "text/html"
     assert out["bytes"] == len(web.ARTICLE)
     assert out["sha256"] == hashlib.sha256(web.ARTICLE).hexdigest()

@@ -15,6 +15,7 @@ ARTICLE = b"""<!doctype html>
 <p>Policies restrict which rows
    each role can see.</p>
 <div hidden>hidden text for models</div>
+<span style="display: none">invisible instructions</span><p aria-hidden="true">aria hidden</p>
 <noscript>enable js</noscript>
 <p>Second paragraph.</p></body></html>"""
 

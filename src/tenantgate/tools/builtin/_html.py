@@ -1,8 +1,9 @@
 """HTML to readable text with the standard library's tolerant parser: what a person would read.
 
-Scripts, styles, templates, embedded objects and forms' hidden parts are dropped (they are
-code and markup, not content, and a favourite place for text aimed at a model rather than
-a reader); block elements become line breaks; the ``<title>`` is kept apart.
+Scripts, styles, templates, embedded objects and hidden elements (``hidden``,
+``aria-hidden="true"``, ``display:none``, ``visibility:hidden``) are dropped: they are code
+and markup, not content, and a favourite place for text aimed at a model rather than a
+reader. Block elements become line breaks; the ``<title>`` is kept apart.
 """
 
 from __future__ import annotations
@@ -26,9 +27,19 @@ _BLOCK = frozenset(
         "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tr", "ul",
     }
 )  # fmt: skip
+_INVISIBLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
 _WHITESPACE = re.compile(r"\s+")
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def _hidden(attrs: list[tuple[str, str | None]]) -> bool:
+    for name, value in attrs:
+        if name == "hidden" or (name == "aria-hidden" and (value or "").strip().lower() == "true"):
+            return True
+        if name == "style" and value and _INVISIBLE.search(value.lower()):
+            return True
+    return False
 
 
 class _Reader(HTMLParser):
@@ -48,7 +59,7 @@ class _Reader(HTMLParser):
         elif self._skipping:
             if tag not in _VOID:
                 self._skipping.append(tag)  # nested inside skipped content: track it to find the end
-        elif tag in _SKIP or any(name == "hidden" for name, _ in attrs):
+        elif tag in _SKIP or _hidden(attrs):
             if tag not in _VOID:
                 self._skipping.append(tag)  # hidden content is not what a reader sees
         elif tag in _BLOCK:
