@@ -691,6 +691,10 @@ async def test_system_resolver_reads_literals_without_the_network() -> None:
 
 def test_public_surface() -> None:
     assert set(egress.__all__) == {
+        "DomainLists",
+        "EgressHttp",
+        "ListsLoader",
+        "redacted_url",
         "EgressAudit",
         "EgressEvent",
         "EgressPolicy",

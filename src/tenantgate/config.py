@@ -7,7 +7,9 @@ unsafe or incomplete combinations with a message that says what to change.
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,7 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from tenantgate.context import DeploymentMode
 from tenantgate.errors import ConfigurationError
 
-__all__ = ["JwtIssuerConfig", "JwtKeyConfig", "Settings", "default_data_dir"]
+__all__ = ["R8R_CODE_WORDS", "JwtIssuerConfig", "JwtKeyConfig", "Settings", "default_data_dir", "is_code_node"]
 
 # Algorithms a JWT issuer may allow. "none" is not in this list and never will be.
 JWT_ALGORITHMS = frozenset(
@@ -31,6 +33,22 @@ JWT_ALGORITHMS = frozenset(
     }
 )  # fmt: skip
 _ROLE_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+# Words that make a workflow node type one that runs code or touches local paths (r8r and
+# look-alikes: "shell", "core/exec", "run-python", "file_write"). Never run in saas.
+R8R_CODE_WORDS = frozenset(
+    {
+        "shell", "sh", "bash", "powershell", "exec", "execute", "command", "cmd", "process", "subprocess",
+        "spawn", "script", "code", "eval", "function", "python", "py", "javascript", "js", "node", "deno",
+        "lua", "ruby", "wasm", "sandbox", "file", "files", "filesystem", "fs", "path", "dir", "directory",
+    }
+)  # fmt: skip
+
+
+def is_code_node(node_type: str) -> bool:
+    """True if a workflow node type, by any word of its name, runs code or touches local paths."""
+    return any(word in R8R_CODE_WORDS for word in re.split(r"[^a-z0-9]+", node_type.lower()) if word)
 
 
 def default_data_dir() -> Path:
@@ -128,6 +146,24 @@ class Settings(BaseSettings):
     shell_processes: int = Field(default=64, ge=4, le=100_000)
     shell_open_files: int = Field(default=256, ge=16, le=1024 * 1024)
     shell_output_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Outbound HTTP of tools. Internal networks an operator lets tools reach (CIDRs or IP
+    # addresses, comma-separated): self_hosted only, refused in saas. Empty: public only.
+    egress_allow_private: Annotated[tuple[str, ...], NoDecode] = ()
+    egress_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    egress_max_response_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=512 * 1024 * 1024)
+    # API providers of the built-in tools: the real public endpoints, overridable (tests, proxies).
+    brave_search_url: str = "https://api.search.brave.com"
+    whatsapp_graph_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = Field(default="v21.0", pattern=r"^v[0-9]{1,3}\.[0-9]{1,2}$")
+    google_sheets_url: str = "https://sheets.googleapis.com"
+    google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
+    # The r8r server; unset, each tenant's r8r credential names its own in metadata "base_url".
+    r8r_url: str | None = None
+    # Node types a workflow may contain to run in saas (comma-separated). Code-running types never.
+    r8r_allowed_nodes: Annotated[tuple[str, ...], NoDecode] = (
+        "http", "transform", "if", "switch", "merge", "filter", "sort", "limit", "set",
+        "aggregate", "split", "dedupe", "wait", "datetime", "debug",
+    )  # fmt: skip
 
     @field_validator("jwt_issuers", mode="before")
     @classmethod
@@ -146,6 +182,30 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(ref.strip() for ref in value.split(",") if ref.strip())
         return value
+
+    @field_validator("egress_allow_private", "r8r_allowed_nodes", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("egress_allow_private")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ip_network(item, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"egress_allow_private: {item!r} is not a CIDR or IP address ({exc})") from None
+        return value
+
+    @field_validator("brave_search_url", "whatsapp_graph_url", "google_sheets_url", "google_token_url", "r8r_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"provider URLs start with https:// (or http://): {value!r}")
+        return value.rstrip("/") if value is not None else None
 
     @field_validator("db_role_prefix")
     @classmethod
@@ -185,6 +245,18 @@ class Settings(BaseSettings):
             )
         if self.shell_timeout_s > self.shell_max_timeout_s:
             raise ConfigurationError("TENANTGATE_SHELL_TIMEOUT_S must not exceed TENANTGATE_SHELL_MAX_TIMEOUT_S.")
+        if self.egress_allow_private and self.mode is DeploymentMode.SAAS:
+            raise ConfigurationError(
+                "TENANTGATE_EGRESS_ALLOW_PRIVATE is set, but saas mode never lets tools reach internal "
+                "networks: unset it, or run in self_hosted mode."
+            )
+        if self.mode is DeploymentMode.SAAS:
+            code_nodes = sorted(n for n in self.r8r_allowed_nodes if is_code_node(n))
+            if code_nodes:
+                raise ConfigurationError(
+                    f"TENANTGATE_R8R_ALLOWED_NODES names node types that run code or touch local paths "
+                    f"({', '.join(code_nodes)}); saas mode never runs those: remove them."
+                )
         urls = [self.database_url, self.admin_database_url, self.owner_database_url]
         for url in urls:
             if url is not None and not url.get_secret_value().startswith(("postgresql://", "postgres://")):

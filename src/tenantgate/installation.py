@@ -7,6 +7,7 @@ same parts the same way, and tests can assemble them against their own database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import ip_network
 
 from tenantgate.audit import AuditLog
 from tenantgate.auth import (
@@ -18,14 +19,16 @@ from tenantgate.auth import (
     load_pepper,
 )
 from tenantgate.config import Settings
+from tenantgate.context import TenantContext
+from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
-from tenantgate.tools import Executor, ToolRegistry, load_plugins
-from tenantgate.tools.builtin import self_hosted_tools
+from tenantgate.tools import Executor, HttpSource, Tool, ToolPackage, ToolRegistry, ToolResources, load_plugins
+from tenantgate.tools.builtin import ProviderUrls, api_tools, self_hosted_tools
 
-__all__ = ["Installation", "Services", "build_registry"]
+__all__ = ["Installation", "Services", "build_registry", "egress_policy", "tenant_domain_lists"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +86,37 @@ class Installation:
 def build_registry(settings: Settings) -> ToolRegistry:
     """The process's tools: built-ins this mode allows, then the operator's plugins."""
     registry = ToolRegistry(settings.mode)
+    _register(registry, api_tools(ProviderUrls.from_settings(settings)))
     local_tools, local_packages = self_hosted_tools(settings)
-    registry.register_available(local_tools)  # saas leaves them out: the gate says capability_denied
-    for package in local_packages:
-        registry.add_package(package)
+    _register(registry, [*local_tools, *local_packages])  # saas leaves them out: the gate says capability_denied
     load_plugins(registry, settings.plugins)
     return registry
+
+
+def _register(registry: ToolRegistry, items: list[Tool | ToolPackage]) -> None:
+    registry.register_available([item for item in items if isinstance(item, Tool)])
+    for item in items:
+        if isinstance(item, ToolPackage):
+            registry.add_package(item)
+
+
+def tenant_domain_lists(cache: PolicyCache) -> ListsLoader:
+    """Each tenant's egress domain lists, as its current policy states them (from the policy cache)."""
+
+    async def lists(ctx: TenantContext) -> DomainLists:
+        view = await cache.view(ctx)  # raises PolicyUnavailable when stale: fail closed, no request
+        return DomainLists(allow=view.egress_allow, deny=view.egress_deny)
+
+    return lists
+
+
+def egress_policy(settings: Settings) -> EgressPolicy:
+    """The platform's egress policy for tools: public addresses, plus internal ones an operator allows."""
+    return EgressPolicy(
+        allowed_private=frozenset(ip_network(item) for item in settings.egress_allow_private),
+        timeout_s=settings.egress_timeout_s,
+        max_response_bytes=settings.egress_max_response_bytes,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +136,15 @@ class Services:
     policy_cache: PolicyCache
     confirmations: Confirmations
     boundary: Boundary
+    http: HttpSource  # tools' outbound HTTP: the egress door with each tenant's domain lists
 
     @classmethod
     def build(
-        cls, installation: Installation, db: Database | None = None, registry: ToolRegistry | None = None
+        cls,
+        installation: Installation,
+        db: Database | None = None,
+        registry: ToolRegistry | None = None,
+        http: HttpSource | None = None,
     ) -> Services:
         settings = installation.settings
         db = db or installation.database()
@@ -122,6 +155,8 @@ class Services:
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit)
         gate = Gate(registry=registry, policies=cache)
+        http = http or EgressHttp(egress_policy(settings), lists=tenant_domain_lists(cache), audit=audit)
+        executor = Executor(registry=registry, resources=ToolResources(http=http))
         return cls(
             settings=settings,
             db=db,
@@ -135,9 +170,8 @@ class Services:
             policies=policies,
             policy_cache=cache,
             confirmations=confirmations,
-            boundary=Boundary(
-                gate=gate, executor=Executor(registry=registry), confirmations=confirmations, audit=audit
-            ),
+            boundary=Boundary(gate=gate, executor=executor, confirmations=confirmations, audit=audit),
+            http=http,
         )
 
     async def start(self) -> None:

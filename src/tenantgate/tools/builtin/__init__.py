@@ -5,23 +5,40 @@ services they need; the installation registers them for the deployment mode, so 
 need a local capability exist only in ``self_hosted``.
 """
 
+from tenantgate.tools.builtin._api import api_tools
 from tenantgate.tools.builtin._files import workspace_tools
 from tenantgate.tools.builtin._local import self_hosted_tools
+from tenantgate.tools.builtin._provider import ProviderUrls, ToolFailed
+from tenantgate.tools.builtin._r8r import judge_workflow, r8r_tools
 from tenantgate.tools.builtin._sandbox import INSTALL_HINT, Limits, Sandbox, SandboxResult
+from tenantgate.tools.builtin._sheets import sheets_tools
 from tenantgate.tools.builtin._shell import SandboxUnavailable, shell_tools
+from tenantgate.tools.builtin._web import BraveSearch, SearchHit, SearchProvider, web_tools
+from tenantgate.tools.builtin._whatsapp import whatsapp_tools
 from tenantgate.tools.builtin._workspace import Entry, Listing, Workspace, Workspaces
 
 __all__ = [
     "INSTALL_HINT",
+    "BraveSearch",
     "Entry",
     "Limits",
     "Listing",
+    "ProviderUrls",
     "Sandbox",
     "SandboxResult",
     "SandboxUnavailable",
+    "SearchHit",
+    "SearchProvider",
+    "ToolFailed",
     "Workspace",
     "Workspaces",
+    "api_tools",
+    "judge_workflow",
+    "r8r_tools",
     "self_hosted_tools",
+    "sheets_tools",
     "shell_tools",
+    "web_tools",
+    "whatsapp_tools",
     "workspace_tools",
 ]
