@@ -20,6 +20,7 @@ from tenantgate.auth import (
 from tenantgate.config import Settings
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
+from tenantgate.redact import Redactor
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
 from tenantgate.tools import Executor, ToolRegistry, load_plugins
@@ -103,19 +104,27 @@ class Services:
     policy_cache: PolicyCache
     confirmations: Confirmations
     boundary: Boundary
+    redactor: Redactor
 
     @classmethod
     def build(
-        cls, installation: Installation, db: Database | None = None, registry: ToolRegistry | None = None
+        cls,
+        installation: Installation,
+        db: Database | None = None,
+        registry: ToolRegistry | None = None,
+        redactor: Redactor | None = None,
     ) -> Services:
+        """Assemble the services. Pass ``redactor`` to share it with logging (``configure_logging``)."""
         settings = installation.settings
         db = db or installation.database()
         registry = registry if registry is not None else build_registry(settings)
         jwt = JwtVerifier(settings.jwt_issuers) if settings.jwt_issuers else None
-        audit = AuditLog(db=db)
+        # One redaction pipeline for the process: its known secrets are everyone's.
+        redactor = redactor if redactor is not None else Redactor()
+        audit = AuditLog(db=db, redactor=redactor)
         policies = PolicyStore(db=db, registry=registry, audit=audit)
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
-        confirmations = Confirmations(db=db, registry=registry, audit=audit)
+        confirmations = Confirmations(db=db, registry=registry, audit=audit, redactor=redactor)
         gate = Gate(registry=registry, policies=cache)
         return cls(
             settings=settings,
@@ -131,8 +140,12 @@ class Services:
             policy_cache=cache,
             confirmations=confirmations,
             boundary=Boundary(
-                gate=gate, executor=Executor(registry=registry), confirmations=confirmations, audit=audit
+                gate=gate,
+                executor=Executor(registry=registry, redactor=redactor),
+                confirmations=confirmations,
+                audit=audit,
             ),
+            redactor=redactor,
         )
 
     async def start(self) -> None:

@@ -1,0 +1,257 @@
+"""The redaction pipeline: key names, then value detectors, over JSON-like data, text and log events.
+
+A :class:`Redactor` is configured once (the installation owns one) and used by everything
+that writes data down or hands it on: structured logs (:meth:`Redactor.process_log`, a
+structlog processor), audit payloads, stored confirmation arguments, tool output and tool
+errors before they reach the caller or the model. Where secrets are forbidden outright
+(signal and directive payloads), :meth:`Redactor.reject_secrets` refuses them instead.
+
+The pipeline is a tuple of plain callables of one type, :data:`Detector`: text in, the
+spans of secrets in it out (structlog's shape, STYLE.md §5). The defaults are the
+registry of known values (:class:`KnownSecrets`, the vault's sink) and the credential
+formats (:class:`ShapeDetector`); an operator may append their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tenantgate.errors import SecretRejected
+from tenantgate.redact._keys import SecretKeys
+from tenantgate.redact._known import MIN_KNOWN_LENGTH, KnownSecrets
+from tenantgate.redact._shapes import ShapeDetector
+
+__all__ = ["KEY_RULE", "Detector", "Finding", "Redactor", "Span", "marker"]
+
+Span = tuple[int, int, str]
+"""Where a secret is in a text: ``(start, end, rule)``."""
+
+Detector = Callable[[str], Sequence[Span]]
+"""One step of the pipeline: a text in, the spans of the secrets it holds out."""
+
+KEY_RULE = "key_name"
+_DEPTH_RULE = "too_deep"
+_MAX_DEPTH = 64
+# Nothing any detector finds is shorter than this (the shortest known value, the shortest
+# shape), so shorter text (most keys, levels, codes, numbers as text) is passed untouched.
+_MIN_TEXT = min(MIN_KNOWN_LENGTH, 8)
+_PLAIN = (int, float, bool, type(None))
+# Texts are scanned joined by a character no shape's match may cross (see ``_shapes``), so
+# one scan of the joined text finds exactly what one scan per text would.
+_SEPARATOR = "\x00"
+
+
+def marker(rule: str) -> str:
+    """The text a secret is replaced with: ``[redacted:<rule>]``."""
+    return f"[redacted:{rule}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A secret found in a payload: where (a JSON path like ``$.headers.Authorization``) and by which rule."""
+
+    path: str
+    rule: str
+
+
+def _hides(value: Any) -> bool:
+    # Under a secret key, a flag (``has_password: true``), a null or an empty text shows nothing.
+    return not (value is None or isinstance(value, bool) or value == "")
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    spans.sort()
+    merged = [spans[0]]
+    for start, end, rule in spans[1:]:
+        last_start, last_end, last_rule = merged[-1]
+        if start <= last_end:
+            merged[-1] = (last_start, max(end, last_end), last_rule)
+        else:
+            merged.append((start, end, rule))
+    return merged
+
+
+class Redactor:
+    """Replaces secrets with ``[redacted:<rule>]`` markers; never modifies its input."""
+
+    def __init__(
+        self,
+        *,
+        known: KnownSecrets | None = None,
+        keys: SecretKeys | None = None,
+        detectors: Sequence[Detector] | None = None,
+    ) -> None:
+        self.known = known if known is not None else KnownSecrets()
+        self._is_secret_key = keys if keys is not None else SecretKeys()
+        self._detectors: tuple[Detector, ...] = (
+            tuple(detectors) if detectors is not None else (self.known, ShapeDetector())
+        )
+        self._key_marker = marker(KEY_RULE)
+
+    # --- text ----------------------------------------------------------------------------------
+
+    def spans(self, text: str) -> list[Span]:
+        """Where the secrets in ``text`` are, merged and in order."""
+        if len(text) < _MIN_TEXT:
+            return []
+        found: list[Span] = []
+        for detect in self._detectors:
+            found.extend(detect(text))
+        return _merge(found) if found else found
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with every secret replaced by its marker (``text`` itself when there is none)."""
+        if len(text) < _MIN_TEXT:
+            return text
+        spans = self.spans(text)
+        if not spans:
+            return text
+        parts: list[str] = []
+        at = 0
+        for start, end, rule in spans:
+            parts.append(text[at:start])
+            parts.append(marker(rule))
+            at = end
+        parts.append(text[at:])
+        return "".join(parts)
+
+    # --- data ----------------------------------------------------------------------------------
+
+    def redact(self, value: Any) -> Any:
+        """JSON-like data with secrets replaced, at any depth: by key name, then in every text.
+
+        Mappings come back as dicts and sequences as lists where something changed; parts
+        with nothing to redact are returned as they are (the input is never modified).
+        """
+        return self._redact(value, objects=False)
+
+    def _redact(self, value: Any, *, objects: bool) -> Any:
+        # Fast path: gather every text worth scanning, scan them joined, once per detector. Only
+        # a value with something to redact (rare) is walked again, text by text, to rebuild it.
+        texts: list[str] = []
+        if not self._gather(value, texts, 0, objects) and not (texts and self.spans(_SEPARATOR.join(texts))):
+            return value
+        return self._walk(value, 0, objects=objects)
+
+    def _gather(self, value: Any, texts: list[str], depth: int, objects: bool) -> bool:
+        """Collect the texts of ``value`` into ``texts``; True if a key or the depth already calls for redaction."""
+        if isinstance(value, str):
+            if len(value) >= _MIN_TEXT:
+                texts.append(value)
+            return False
+        if isinstance(value, _PLAIN):
+            return False
+        if depth >= _MAX_DEPTH:
+            return True
+        if isinstance(value, Mapping):
+            is_secret_key = self._is_secret_key
+            for key, item in value.items():
+                if isinstance(key, str):
+                    if len(key) >= _MIN_TEXT:
+                        texts.append(key)
+                    if is_secret_key(key) and _hides(item):
+                        return True
+                if isinstance(item, str):
+                    if len(item) >= _MIN_TEXT:
+                        texts.append(item)
+                elif not isinstance(item, _PLAIN) and self._gather(item, texts, depth + 1, objects):
+                    return True
+            return False
+        if isinstance(value, list | tuple):
+            return any(self._gather(item, texts, depth + 1, objects) for item in value)
+        if objects:
+            texts.append(str(value))
+        return False
+
+    def _walk(self, value: Any, depth: int, *, objects: bool) -> Any:
+        if isinstance(value, str):
+            return self.redact_text(value) if len(value) >= _MIN_TEXT else value
+        if isinstance(value, _PLAIN):
+            return value
+        if depth >= _MAX_DEPTH:
+            return marker(_DEPTH_RULE)  # deeper than any honest payload, or a cycle
+        if isinstance(value, Mapping):
+            return self._walk_mapping(value, depth, objects=objects)
+        if isinstance(value, list | tuple):
+            out = [self._walk(item, depth + 1, objects=objects) for item in value]
+            if all(a is b for a, b in zip(out, value, strict=True)):
+                return value
+            return out
+        if objects:
+            # A log value of another type is rendered as text anyway: redact that text.
+            text = str(value)
+            redacted = self.redact_text(text)
+            return value if redacted is text else redacted
+        return value
+
+    def _walk_mapping(self, value: Mapping[Any, Any], depth: int, *, objects: bool) -> Any:
+        out: dict[Any, Any] | None = None
+        for index, (key, item) in enumerate(value.items()):
+            new_key = key
+            if isinstance(key, str):
+                if self._is_secret_key(key) and _hides(item):
+                    new_item: Any = self._key_marker
+                else:
+                    new_item = self._walk(item, depth + 1, objects=objects)
+                if len(key) >= _MIN_TEXT:
+                    new_key = self.redact_text(key)
+            else:
+                new_item = self._walk(item, depth + 1, objects=objects)
+            if out is None and (new_item is not item or new_key is not key):
+                out = dict(list(value.items())[:index])  # copy on the first change only
+            if out is not None:
+                out[new_key] = new_item
+        return value if out is None else out
+
+    def findings(self, value: Any) -> list[Finding]:
+        """Every secret in JSON-like data, by path and rule (never the value)."""
+        return list(self._find(value, "$", 0))
+
+    def _find(self, value: Any, path: str, depth: int) -> Iterator[Finding]:
+        if isinstance(value, str):
+            for _, _, rule in self.spans(value):
+                yield Finding(path, rule)
+        elif depth >= _MAX_DEPTH:
+            yield Finding(path, _DEPTH_RULE)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                where = f"{path}.{key}"
+                if isinstance(key, str):
+                    for _, _, rule in self.spans(key):
+                        yield Finding(f"{path} (a key)", rule)
+                    if self._is_secret_key(key) and _hides(item):
+                        yield Finding(where, KEY_RULE)
+                        continue
+                yield from self._find(item, where, depth + 1)
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                yield from self._find(item, f"{path}[{index}]", depth + 1)
+
+    def reject_secrets(self, payload: Any, *, what: str = "payload") -> None:
+        """Raise :class:`SecretRejected` if ``payload`` holds anything secret-shaped; it is stored as is otherwise.
+
+        For payloads where secrets are forbidden outright (signals, directives): a secret is
+        refused, not silently masked, so the caller learns to send a credential reference.
+        The error names the JSON path and the rule, never the value.
+        """
+        found = self.findings(payload)
+        if not found:
+            return
+        first = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise SecretRejected(
+            f"The {what} holds a secret at {first.path} (rule {first.rule}){more}. Secrets are not allowed here: "
+            "store the secret as a credential and refer to it by name or id.",
+            path=first.path,
+            rule=first.rule,
+            count=len(found),
+        )
+
+    # --- logs ----------------------------------------------------------------------------------
+
+    def process_log(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        """A structlog processor: the event with every secret redacted (place it before the renderer)."""
+        redacted: Mapping[str, Any] = self._redact(event_dict, objects=True)
+        return redacted
