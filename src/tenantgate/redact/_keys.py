@@ -50,12 +50,12 @@ def _judge(words: list[str], extra: frozenset[str]) -> bool:
     if "".join(words) in extra or " ".join(words) in extra:
         return True
     last = words[-1]
+    if len(words) > 1 and f"{words[-2]} {last}" in _SECRET_PAIRS:
+        return True
     if last in _VALUE_WORDS and len(words) > 1:
         return _judge(words[:-1], extra)
     if last in _SECRET_LAST:
         return not (last == "token" and len(words) > 1 and words[-2] in _NOT_SECRET_BEFORE_TOKEN)
-    if len(words) > 1 and f"{words[-2]} {last}" in _SECRET_PAIRS:
-        return True
     # ``apikey``, ``accesstoken``, ``clientsecret``: one word made of a secret name.
     return len(words) == 1 and any(last.endswith(s) for s in ("token", "secret", "password", "apikey"))
 
