@@ -38,6 +38,8 @@ _MAX_DEPTH = 64
 # shape), so shorter text (most keys, levels, codes, numbers as text) is passed untouched.
 _MIN_TEXT = min(MIN_KNOWN_LENGTH, 8)
 _PLAIN = (int, float, bool, type(None))
+_PLAIN_TYPES = frozenset(_PLAIN)
+_KEY_VERDICTS = 8192
 # Texts are scanned joined by a character no shape's match may cross (see ``_shapes``), so
 # one scan of the joined text finds exactly what one scan per text would.
 _SEPARATOR = "\x00"
@@ -89,6 +91,7 @@ class Redactor:
             tuple(detectors) if detectors is not None else (self.known, ShapeDetector())
         )
         self._key_marker = marker(KEY_RULE)
+        self._key_verdicts: dict[str, bool] = {}  # a plain dict: the hot path reads it without a call
 
     # --- text ----------------------------------------------------------------------------------
 
@@ -136,34 +139,53 @@ class Redactor:
         return self._walk(value, 0, objects=objects)
 
     def _gather(self, value: Any, texts: list[str], depth: int, objects: bool) -> bool:
-        """Collect the texts of ``value`` into ``texts``; True if a key or the depth already calls for redaction."""
-        if isinstance(value, str):
+        """Collect the texts of ``value`` into ``texts``; True if a key or the depth already calls for redaction.
+
+        The hot loop of every log line: exact type checks first (JSON data is dicts, lists,
+        str and numbers), key verdicts from a dict before any call.
+        """
+        kind = type(value)
+        if kind is str:
             if len(value) >= _MIN_TEXT:
                 texts.append(value)
             return False
-        if isinstance(value, _PLAIN):
+        if kind in _PLAIN_TYPES:
             return False
         if depth >= _MAX_DEPTH:
             return True
-        if isinstance(value, Mapping):
-            is_secret_key = self._is_secret_key
+        if kind is dict or isinstance(value, Mapping):
+            verdicts = self._key_verdicts
+            append = texts.append
             for key, item in value.items():
-                if isinstance(key, str):
-                    if len(key) >= _MIN_TEXT:
-                        texts.append(key)
-                    if is_secret_key(key) and _hides(item):
+                if type(key) is str:
+                    secret = verdicts.get(key)
+                    if secret is None:
+                        secret = self._judge_key(key)
+                    if secret and _hides(item):
                         return True
-                if isinstance(item, str):
+                    if len(key) >= _MIN_TEXT:
+                        append(key)
+                item_kind = type(item)
+                if item_kind is str:
                     if len(item) >= _MIN_TEXT:
-                        texts.append(item)
-                elif not isinstance(item, _PLAIN) and self._gather(item, texts, depth + 1, objects):
+                        append(item)
+                elif item_kind not in _PLAIN_TYPES and self._gather(item, texts, depth + 1, objects):
                     return True
             return False
-        if isinstance(value, list | tuple):
+        if kind is list or kind is tuple or isinstance(value, list | tuple):
             return any(self._gather(item, texts, depth + 1, objects) for item in value)
-        if objects:
+        if isinstance(value, str):
+            texts.append(value)
+        elif objects and not isinstance(value, _PLAIN):
             texts.append(str(value))
         return False
+
+    def _judge_key(self, key: str) -> bool:
+        verdict = self._is_secret_key(key)
+        if len(self._key_verdicts) >= _KEY_VERDICTS:
+            self._key_verdicts.clear()  # keys chosen by callers must not grow this forever
+        self._key_verdicts[key] = verdict
+        return verdict
 
     def _walk(self, value: Any, depth: int, *, objects: bool) -> Any:
         if isinstance(value, str):
