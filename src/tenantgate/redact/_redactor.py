@@ -14,6 +14,7 @@ formats (:class:`ShapeDetector`); an operator may append their own.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,33 @@ def _hides(value: Any) -> bool:
     return not (value is None or isinstance(value, bool) or value == "")
 
 
+def _replace(text: str, spans: Sequence[Span], offset: int) -> str:
+    """``text`` with each span (positions counted from ``offset``) replaced by its marker."""
+    parts: list[str] = []
+    at = 0
+    for start, end, rule in spans:
+        parts.append(text[at : start - offset])
+        parts.append(marker(rule))
+        at = end - offset
+    parts.append(text[at:])
+    return "".join(parts)
+
+
+def _replacements(texts: list[str], spans: list[Span]) -> dict[str, str]:
+    """From the spans of the joined ``texts``, each affected text and its redacted form."""
+    starts: list[int] = []
+    at = 0
+    for text in texts:
+        starts.append(at)
+        at += len(text) + len(_SEPARATOR)
+    per_text: dict[int, list[Span]] = {}
+    for start, end, rule in spans:
+        index = bisect.bisect_right(starts, start) - 1
+        # No detector's match crosses the separator; clip anyway, so a text never bleeds into the next.
+        per_text.setdefault(index, []).append((start, min(end, starts[index] + len(texts[index])), rule))
+    return {texts[i]: _replace(texts[i], found, starts[i]) for i, found in per_text.items()}
+
+
 def _merge(spans: list[Span]) -> list[Span]:
     spans.sort()
     merged = [spans[0]]
@@ -109,16 +137,7 @@ class Redactor:
         if len(text) < _MIN_TEXT:
             return text
         spans = self.spans(text)
-        if not spans:
-            return text
-        parts: list[str] = []
-        at = 0
-        for start, end, rule in spans:
-            parts.append(text[at:start])
-            parts.append(marker(rule))
-            at = end
-        parts.append(text[at:])
-        return "".join(parts)
+        return _replace(text, spans, 0) if spans else text
 
     # --- data ----------------------------------------------------------------------------------
 
@@ -131,15 +150,18 @@ class Redactor:
         return self._redact(value, objects=False)
 
     def _redact(self, value: Any, *, objects: bool) -> Any:
-        # Fast path: gather every text worth scanning, scan them joined, once per detector. Only
-        # a value with something to redact (rare) is walked again, text by text, to rebuild it.
+        # Gather every text worth scanning and scan them joined: one call per detector for the
+        # whole value. Only a value with something to redact (rare) is walked again to rebuild
+        # it, with each text's replacement already computed from that one scan.
         texts: list[str] = []
-        if not self._gather(value, texts, 0, objects) and not (texts and self.spans(_SEPARATOR.join(texts))):
+        forced = self._gather(value, texts, 0, objects)
+        spans = self.spans(_SEPARATOR.join(texts)) if texts else []
+        if not forced and not spans:
             return value
-        return self._walk(value, 0, objects=objects)
+        return self._rebuild(value, 0, objects, _replacements(texts, spans))
 
     def _gather(self, value: Any, texts: list[str], depth: int, objects: bool) -> bool:
-        """Collect the texts of ``value`` into ``texts``; True if a key or the depth already calls for redaction.
+        """Collect the texts of ``value`` into ``texts``; True if a key name or the depth calls for redaction.
 
         The hot loop of every log line: exact type checks first (JSON data is dicts, lists,
         str and numbers), key verdicts from a dict before any call.
@@ -153,6 +175,7 @@ class Redactor:
             return False
         if depth >= _MAX_DEPTH:
             return True
+        forced = False
         if kind is dict or isinstance(value, Mapping):
             verdicts = self._key_verdicts
             append = texts.append
@@ -161,21 +184,26 @@ class Redactor:
                     secret = verdicts.get(key)
                     if secret is None:
                         secret = self._judge_key(key)
-                    if secret and _hides(item):
-                        return True
                     if len(key) >= _MIN_TEXT:
                         append(key)
+                    if secret and _hides(item):
+                        forced = True
+                        continue  # replaced whole: its texts need no scan
                 item_kind = type(item)
                 if item_kind is str:
                     if len(item) >= _MIN_TEXT:
                         append(item)
                 elif item_kind not in _PLAIN_TYPES and self._gather(item, texts, depth + 1, objects):
-                    return True
-            return False
+                    forced = True
+            return forced
         if kind is list or kind is tuple or isinstance(value, list | tuple):
-            return any(self._gather(item, texts, depth + 1, objects) for item in value)
+            for item in value:
+                if self._gather(item, texts, depth + 1, objects):
+                    forced = True
+            return forced
         if isinstance(value, str):
-            texts.append(value)
+            if len(value) >= _MIN_TEXT:
+                texts.append(value)
         elif objects and not isinstance(value, _PLAIN):
             texts.append(str(value))
         return False
@@ -187,45 +215,47 @@ class Redactor:
         self._key_verdicts[key] = verdict
         return verdict
 
-    def _walk(self, value: Any, depth: int, *, objects: bool) -> Any:
-        if isinstance(value, str):
-            return self.redact_text(value) if len(value) >= _MIN_TEXT else value
-        if isinstance(value, _PLAIN):
+    def _rebuild(self, value: Any, depth: int, objects: bool, replaced: dict[str, str]) -> Any:
+        """``value`` with the texts in ``replaced`` swapped and secret keys' values masked; copies only what changed."""
+        kind = type(value)
+        if kind is str or isinstance(value, str):
+            return replaced.get(value, value)
+        if kind in _PLAIN_TYPES or isinstance(value, _PLAIN):
             return value
         if depth >= _MAX_DEPTH:
             return marker(_DEPTH_RULE)  # deeper than any honest payload, or a cycle
-        if isinstance(value, Mapping):
-            return self._walk_mapping(value, depth, objects=objects)
-        if isinstance(value, list | tuple):
-            out = [self._walk(item, depth + 1, objects=objects) for item in value]
-            if all(a is b for a, b in zip(out, value, strict=True)):
-                return value
-            return out
-        if objects:
-            # A log value of another type is rendered as text anyway: redact that text.
-            text = str(value)
-            redacted = self.redact_text(text)
-            return value if redacted is text else redacted
-        return value
-
-    def _walk_mapping(self, value: Mapping[Any, Any], depth: int, *, objects: bool) -> Any:
-        out: dict[Any, Any] | None = None
-        for index, (key, item) in enumerate(value.items()):
-            new_key = key
-            if isinstance(key, str):
-                if self._is_secret_key(key) and _hides(item):
-                    new_item: Any = self._key_marker
+        if kind is dict or isinstance(value, Mapping):
+            verdicts = self._key_verdicts
+            out: dict[Any, Any] = {}
+            changed = False
+            for key, item in value.items():
+                new_key = key
+                if isinstance(key, str):
+                    new_key = replaced.get(key, key)
+                    secret = verdicts.get(key)
+                    if secret is None:
+                        secret = self._judge_key(key)
+                    if secret and _hides(item):
+                        out[new_key] = self._key_marker
+                        changed = True
+                        continue
+                item_kind = type(item)
+                if item_kind is str:
+                    new_item = replaced.get(item, item)
+                elif item_kind in _PLAIN_TYPES:
+                    new_item = item
                 else:
-                    new_item = self._walk(item, depth + 1, objects=objects)
-                if len(key) >= _MIN_TEXT:
-                    new_key = self.redact_text(key)
-            else:
-                new_item = self._walk(item, depth + 1, objects=objects)
-            if out is None and (new_item is not item or new_key is not key):
-                out = dict(list(value.items())[:index])  # copy on the first change only
-            if out is not None:
+                    new_item = self._rebuild(item, depth + 1, objects, replaced)
+                changed = changed or new_item is not item or new_key is not key
                 out[new_key] = new_item
-        return value if out is None else out
+            return out if changed else value
+        if kind is list or kind is tuple or isinstance(value, list | tuple):
+            items = [self._rebuild(item, depth + 1, objects, replaced) for item in value]
+            return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        if objects:
+            # A log value of another type is rendered as text anyway: its redacted text replaces it.
+            return replaced.get(str(value), value)
+        return value
 
     def findings(self, value: Any) -> list[Finding]:
         """Every secret in JSON-like data, by path and rule (never the value)."""
