@@ -325,3 +325,25 @@ def test_redaction_is_idempotent_and_leaves_no_known_secret(value: Any) -> None:
     rendered = json.dumps(once)
     for s in SECRETS[:12]:
         assert s.secret not in rendered
+
+
+def test_public_surface() -> None:
+    import tenantgate.redact as redact
+
+    assert set(redact.__all__) == {
+        "DEFAULT_SHAPES",
+        "KEY_RULE",
+        "MIN_KNOWN_LENGTH",
+        "Detector",
+        "Finding",
+        "KnownSecrets",
+        "Redactor",
+        "SecretKeys",
+        "SecretRejected",
+        "Shape",
+        "ShapeDetector",
+        "Span",
+        "marker",
+        "split_words",
+    }
+    assert all(hasattr(redact, name) for name in redact.__all__)

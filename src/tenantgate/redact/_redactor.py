@@ -30,7 +30,11 @@ Span = tuple[int, int, str]
 """Where a secret is in a text: ``(start, end, rule)``."""
 
 Detector = Callable[[str], Sequence[Span]]
-"""One step of the pipeline: a text in, the spans of the secrets it holds out."""
+"""One step of the pipeline: a text in, the spans of the secrets it holds out.
+
+The text may be several texts joined by NUL (one scan for a whole payload): a detector's
+match must not cross a NUL character.
+"""
 
 KEY_RULE = "key_name"
 _DEPTH_RULE = "too_deep"
@@ -61,7 +65,7 @@ class Finding:
 
 def _hides(value: Any) -> bool:
     # Under a secret key, a flag (``has_password: true``), a null or an empty text shows nothing.
-    return not (value is None or isinstance(value, bool) or value == "")
+    return not (value is None or isinstance(value, bool) or (isinstance(value, str) and not value))
 
 
 def _replace(text: str, spans: Sequence[Span], offset: int) -> str:
@@ -104,7 +108,11 @@ def _merge(spans: list[Span]) -> list[Span]:
 
 
 class Redactor:
-    """Replaces secrets with ``[redacted:<rule>]`` markers; never modifies its input."""
+    """Replaces secrets with ``[redacted:<rule>]`` markers; never modifies its input.
+
+    ``detectors`` replaces the default pipeline ``(known, ShapeDetector())``; include
+    ``known`` in it to keep matching the registered values.
+    """
 
     def __init__(
         self,
