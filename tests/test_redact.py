@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import threading
@@ -347,3 +348,23 @@ def test_public_surface() -> None:
         "split_words",
     }
     assert all(hasattr(redact, name) for name in redact.__all__)
+
+
+_everyday = st.one_of(
+    st.uuids().map(str),
+    st.uuids().map(lambda u: u.hex),
+    st.binary(min_size=1, max_size=64).map(lambda b: hashlib.sha256(b).hexdigest()),
+    st.binary(min_size=1, max_size=64).map(lambda b: hashlib.sha1(b, usedforsecurity=False).hexdigest()),  # a git SHA
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.integers().map(str),
+    st.sampled_from(LOOKALIKE_TEXTS),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(values=st.lists(_everyday, min_size=1, max_size=8), joiner=st.sampled_from([" ", ", ", "\n", "/", " - "]))
+def test_everyday_identifiers_are_never_redacted(values: list[str], joiner: str) -> None:
+    redactor = Redactor()
+    text = joiner.join(values)
+    assert redactor.redact_text(text) == text
+    assert redactor.redact({"ids": values, "line": text}) == {"ids": values, "line": text}
