@@ -19,6 +19,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "RoleRequired",
+    "SecretRejected",
     "TenantgateError",
     "Unauthenticated",
     "WorkspaceEscape",
@@ -100,6 +101,12 @@ class InvalidInput(TenantgateError):
     """The request is malformed; nothing was changed."""
 
     code = "invalid_input"
+
+
+class SecretRejected(InvalidInput):
+    """The payload holds a secret where secrets are not allowed; store it as a credential and refer to it."""
+
+    code = "secret_in_payload"
 
 
 class Conflict(TenantgateError):

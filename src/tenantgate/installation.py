@@ -23,6 +23,7 @@ from tenantgate.context import TenantContext
 from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
+from tenantgate.redact import Redactor
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
 from tenantgate.tools import Executor, HttpSource, Tool, ToolPackage, ToolRegistry, ToolResources, load_plugins
@@ -137,6 +138,7 @@ class Services:
     confirmations: Confirmations
     boundary: Boundary
     http: HttpSource  # tools' outbound HTTP: the egress door with each tenant's domain lists
+    redactor: Redactor
 
     @classmethod
     def build(
@@ -145,18 +147,22 @@ class Services:
         db: Database | None = None,
         registry: ToolRegistry | None = None,
         http: HttpSource | None = None,
+        redactor: Redactor | None = None,
     ) -> Services:
+        """Assemble the services. Pass ``redactor`` to share it with logging (``configure_logging``)."""
         settings = installation.settings
         db = db or installation.database()
         registry = registry if registry is not None else build_registry(settings)
         jwt = JwtVerifier(settings.jwt_issuers) if settings.jwt_issuers else None
-        audit = AuditLog(db=db)
+        # One redaction pipeline for the process: its known secrets are everyone's.
+        redactor = redactor if redactor is not None else Redactor()
+        audit = AuditLog(db=db, redactor=redactor)
         policies = PolicyStore(db=db, registry=registry, audit=audit)
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
-        confirmations = Confirmations(db=db, registry=registry, audit=audit)
+        confirmations = Confirmations(db=db, registry=registry, audit=audit, redactor=redactor)
         gate = Gate(registry=registry, policies=cache)
         http = http or EgressHttp(egress_policy(settings), lists=tenant_domain_lists(cache), audit=audit)
-        executor = Executor(registry=registry, resources=ToolResources(http=http))
+        executor = Executor(registry=registry, resources=ToolResources(http=http), redactor=redactor)
         return cls(
             settings=settings,
             db=db,
@@ -172,6 +178,7 @@ class Services:
             confirmations=confirmations,
             boundary=Boundary(gate=gate, executor=executor, confirmations=confirmations, audit=audit),
             http=http,
+            redactor=redactor,
         )
 
     async def start(self) -> None:

@@ -24,6 +24,7 @@ _STATUS = {
     "not_found": 404,
     "conflict": 409,
     "invalid_input": 422,
+    "secret_in_payload": 422,
     "configuration_error": 500,
     "database_unavailable": 503,
     "policy_unavailable": 503,

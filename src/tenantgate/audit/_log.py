@@ -33,6 +33,7 @@ from tenantgate.audit._group import GroupCommit
 from tenantgate.context import DeploymentMode, PrincipalKind, Role, TenantContext
 from tenantgate.errors import InvalidInput, NotFound, RoleRequired
 from tenantgate.logs import get_logger
+from tenantgate.redact import Redactor
 from tenantgate.store import TENANT_SETTING, Database, tables
 
 _log = get_logger("tenantgate.audit")
@@ -77,9 +78,18 @@ def _aware(moment: datetime | None, name: str) -> None:
 class AuditLog:
     """One per process (group commit works within an instance); any number may share a database."""
 
-    def __init__(self, *, db: Database, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        redactor: Redactor | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
+        # Every payload is redacted before it is hashed and stored: evidence must not become
+        # the place where a secret that slipped into a payload lives forever.
+        self._redactor = redactor if redactor is not None else Redactor()
         # Two lanes: tenant chains (app role, RLS) and the platform chain (admin role).
         self._tenants = GroupCommit(write_many=self._write_tenants, write_one=self._write_tenant)
         self._platform = GroupCommit(write_many=self._write_platform_batch, write_one=self._write_platform)
@@ -177,7 +187,15 @@ class AuditLog:
             check_text(request_id, "request id", max_length=200)
         now = self._clock()
         _aware(now, "The audit clock's time")
-        return Draft(tenant_id, now.astimezone(UTC), event, principal_id, principal_kind, acting_for, request_id)
+        return Draft(
+            tenant_id, now.astimezone(UTC), self._redacted(event), principal_id, principal_kind, acting_for, request_id
+        )
+
+    def _redacted(self, event: AuditEvent) -> AuditEvent:
+        payload = self._redactor.redact(event.payload)
+        if payload is event.payload:
+            return event
+        return AuditEvent(event.action, event.decision, event.code, event.tool, payload)
 
     async def _write_tenants(
         self, batches: Mapping[uuid.UUID, Sequence[Draft]]

@@ -19,6 +19,7 @@ from tenantgate.context import TenantContext
 from tenantgate.errors import InvalidInput
 from tenantgate.installation import Installation, Services
 from tenantgate.logs import configure_logging
+from tenantgate.redact import Redactor
 
 __all__ = [
     "TenantOpt",
@@ -46,11 +47,12 @@ def load_settings() -> Settings:
 def run(action: Callable[[Services], Awaitable[T]]) -> T:
     """Open the installation, run ``action`` on verified services, close them."""
     configured = load_settings()
-    configure_logging("warning")
+    redactor = Redactor()
+    configure_logging("warning", redactor=redactor)
     installation = Installation.open(configured)
 
     async def go() -> T:
-        services = Services.build(installation)
+        services = Services.build(installation, redactor=redactor)
         try:
             await services.db.verify()
             return await action(services)

@@ -12,6 +12,7 @@ import typer
 from tenantgate.cli._common import err, load_settings
 from tenantgate.installation import Installation, Services
 from tenantgate.logs import configure_logging
+from tenantgate.redact import Redactor
 from tenantgate.store import write_private
 
 __all__ = ["serve"]
@@ -27,13 +28,14 @@ def serve(
     from tenantgate.api import create_app
 
     settings = load_settings()
-    configure_logging(settings.log_level)
+    redactor = Redactor()  # one for the process: logs, audit and tools share its known secrets
+    configure_logging(settings.log_level, redactor=redactor)
     installation = Installation.open(settings)
-    services = Services.build(installation)
+    services = Services.build(installation, redactor=redactor)
 
     async def bootstrap() -> str | None:
         # A throwaway engine: the server's own engine must be created on uvicorn's loop.
-        once = Services.build(installation)
+        once = Services.build(installation, redactor=redactor)
         try:
             await once.db.verify()
             return await once.platform_keys.ensure_bootstrap_key()

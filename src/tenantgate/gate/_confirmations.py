@@ -21,6 +21,7 @@ from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import PrincipalKind, Role, TenantContext
 from tenantgate.errors import Conflict, NotFound, PermissionDenied, RoleRequired
 from tenantgate.gate._decision import Decision, Verdict
+from tenantgate.redact import Redactor
 from tenantgate.store import Database, tables
 from tenantgate.tools import ToolRegistry
 
@@ -75,8 +76,12 @@ class Confirmations:
         audit: AuditLog,
         ttl: timedelta = DEFAULT_TTL,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        redactor: Redactor | None = None,
     ) -> None:
         self._db = db
+        # The stored arguments are what approvers see: secrets redacted, everything else as
+        # asked. The digest stays over the exact arguments, so redemption still binds them.
+        self._redactor = redactor if redactor is not None else Redactor()
         self._registry = registry
         self._audit = audit
         self._ttl = ttl
@@ -87,13 +92,14 @@ class Confirmations:
         if decision.verdict is not Verdict.CONFIRM or decision.arguments is None or decision.args_digest is None:
             raise ValueError("only a confirm decision with validated arguments opens a confirmation")
         now = self._clock()
+        shown = self._redactor.redact(decision.arguments)
         async with self._db.tenant(ctx) as conn:
             row = (
                 await conn.execute(
                     sa.insert(_c)
                     .values(
                         tenant_id=ctx.tenant_id, id=uuid.uuid4(), tool=decision.tool, args_digest=decision.args_digest,
-                        arguments=decision.arguments, requested_by=ctx.principal_id, requested_kind=ctx.kind.value,
+                        arguments=shown, requested_by=ctx.principal_id, requested_kind=ctx.kind.value,
                         root_principal=ctx.root_principal, created_at=now, expires_at=now + self._ttl,
                     )
                     .returning(*_c.c)

@@ -1,4 +1,4 @@
-"""Runs allowed tool calls: with a time limit, output validated, result marked as untrusted data.
+"""Runs allowed tool calls: with a time limit, output validated and redacted, result marked as untrusted data.
 
 A tool that crashes or hangs yields a ``failed`` or ``timeout`` result, never an exception
 that escapes into the request: outcomes are recorded, not lost.
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from tenantgate.context import TenantContext
 from tenantgate.logs import get_logger
+from tenantgate.redact import Redactor
 from tenantgate.tools._registry import ToolRegistry
 from tenantgate.tools._resources import ToolCall, ToolResources
 
@@ -65,9 +66,14 @@ def _json_safe(value: Any) -> Any:
 
 
 class Executor:
-    def __init__(self, *, registry: ToolRegistry, resources: ToolResources | None = None) -> None:
+    def __init__(
+        self, *, registry: ToolRegistry, resources: ToolResources | None = None, redactor: Redactor | None = None
+    ) -> None:
         self._registry = registry
         self._resources = resources or ToolResources()
+        # Output and error text pass through it before the result leaves: neither the HTTP
+        # caller nor the model (``ToolResult.for_model``) ever receives an echoed secret.
+        self._redactor = redactor if redactor is not None else Redactor()
 
     async def run(
         self,
@@ -87,11 +93,16 @@ class Executor:
 
         def result(outcome: Outcome, output: Any = None, error: str | None = None) -> ToolResult:
             elapsed = (time.perf_counter() - started) * 1000
-            return ToolResult(spec.name, call_id, outcome, output, error[:_MAX_ERROR] if error else None, elapsed)
+            # Redacted before it is cut short, so no half of a secret survives the cut.
+            error = self._redactor.redact_text(error)[:_MAX_ERROR] if error else None
+            return ToolResult(spec.name, call_id, outcome, self._redactor.redact(output), error, elapsed)
 
         try:
             args = spec.arguments.model_validate(dict(arguments))
-            call = ToolCall(ctx=ctx, call_id=call_id, spec=spec, run_id=run_id, resources=self._resources)
+            call = ToolCall(
+                ctx=ctx, call_id=call_id, spec=spec, run_id=run_id, resources=self._resources,
+                secrets=self._redactor.known,
+            )  # fmt: skip
             raw = await asyncio.wait_for(tool.handler(call, args), spec.timeout_s)
         except TimeoutError:
             return result(Outcome.TIMEOUT, error=f"{spec.name} did not finish within {spec.timeout_s:g} s")

@@ -20,6 +20,7 @@ import httpx
 
 from tenantgate.context import TenantContext
 from tenantgate.errors import CapabilityDenied, TenantgateError
+from tenantgate.redact import KnownSecrets
 
 if TYPE_CHECKING:
     from tenantgate.tools._spec import ToolSpec
@@ -83,6 +84,9 @@ class ToolCall:
     spec: ToolSpec | None = None
     run_id: uuid.UUID | None = None
     resources: ToolResources = _NONE
+    # Every secret value a handler is handed is registered here for exact-match redaction,
+    # whatever the vault does: a tool that echoes its credential cannot carry it out.
+    secrets: KnownSecrets | None = None
 
     def _require(self, capability: str) -> ToolSpec:
         spec = self.spec
@@ -97,7 +101,10 @@ class ToolCall:
         source = self.resources.credentials
         if source is None:
             raise ToolUnavailable(f"{spec.name} needs credentials, but this process has no credential vault.")
-        return await source.use(self.ctx, name, tool=spec.name, call_id=self.call_id, run_id=self.run_id)
+        credential = await source.use(self.ctx, name, tool=spec.name, call_id=self.call_id, run_id=self.run_id)
+        if self.secrets is not None:
+            self.secrets.add_all(credential.secret.values())
+        return credential
 
     async def store_refreshed(self, credential: Credential, secret: Mapping[str, str]) -> None:
         """Write back a refreshed secret (an OAuth token set), sealed, for later calls."""
@@ -105,6 +112,8 @@ class ToolCall:
         source = self.resources.credentials
         if source is None:
             raise ToolUnavailable(f"{spec.name} needs credentials, but this process has no credential vault.")
+        if self.secrets is not None:
+            self.secrets.add_all(secret.values())
         await source.store_refreshed(self.ctx, credential.id, secret, tool=spec.name, call_id=self.call_id)
 
     def http(self) -> httpx.AsyncClient:
