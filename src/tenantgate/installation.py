@@ -22,7 +22,8 @@ from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
-from tenantgate.tools import Executor, ToolRegistry, load_plugins
+from tenantgate.tools import Executor, ToolRegistry, ToolResources, load_plugins
+from tenantgate.vault import CredentialStore, KeyProvider, Vault, key_provider_from_settings
 
 __all__ = ["Installation", "Services", "build_registry"]
 
@@ -103,10 +104,16 @@ class Services:
     policy_cache: PolicyCache
     confirmations: Confirmations
     boundary: Boundary
+    vault: Vault
+    credentials: CredentialStore
 
     @classmethod
     def build(
-        cls, installation: Installation, db: Database | None = None, registry: ToolRegistry | None = None
+        cls,
+        installation: Installation,
+        db: Database | None = None,
+        registry: ToolRegistry | None = None,
+        key_provider: KeyProvider | None = None,
     ) -> Services:
         settings = installation.settings
         db = db or installation.database()
@@ -117,6 +124,8 @@ class Services:
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit)
         gate = Gate(registry=registry, policies=cache)
+        vault = Vault(db=db, provider=key_provider or key_provider_from_settings(settings), audit=audit)
+        credentials = CredentialStore(db=db, vault=vault, audit=audit)
         return cls(
             settings=settings,
             db=db,
@@ -131,8 +140,13 @@ class Services:
             policy_cache=cache,
             confirmations=confirmations,
             boundary=Boundary(
-                gate=gate, executor=Executor(registry=registry), confirmations=confirmations, audit=audit
+                gate=gate,
+                executor=Executor(registry=registry, resources=ToolResources(credentials=credentials)),
+                confirmations=confirmations,
+                audit=audit,
             ),
+            vault=vault,
+            credentials=credentials,
         )
 
     async def start(self) -> None:
