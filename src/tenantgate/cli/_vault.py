@@ -28,11 +28,15 @@ credentials_app = typer.Typer(help="A tenant's credentials (secrets are write-on
 
 
 @vault_app.command("rotate-kek")
-def rotate_kek() -> None:
+def rotate_kek(
+    tenant: Annotated[
+        list[uuid.UUID] | None, typer.Option("--tenant", help="Only these tenants (repeatable). Default: all.")
+    ] = None,
+) -> None:
     """Make a new key-encryption key current and re-wrap every tenant's data keys under it (online)."""
 
     async def action(s: Services) -> str:
-        result = await s.vault.rotate_kek(lambda tenant_id: tenant_context(s, tenant_id))
+        result = await s.vault.rotate_kek(lambda tenant_id: tenant_context(s, tenant_id), tenants=tenant)
         return f"Re-wrapped {result.data_keys} data keys of {result.tenants} tenants under {result.kek_id}."
 
     out.print(run(action))

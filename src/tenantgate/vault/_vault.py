@@ -19,7 +19,7 @@ import binascii
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -207,19 +207,21 @@ class Vault:
         )
         return count
 
-    async def rotate_kek(self, context_for: Callable[[uuid.UUID], TenantContext]) -> KekRotation:
-        """Make a new KEK current and re-wrap every tenant's data keys under it, tenant by tenant. Audited.
+    async def rotate_kek(
+        self, context_for: Callable[[uuid.UUID], TenantContext], *, tenants: Sequence[uuid.UUID] | None = None
+    ) -> KekRotation:
+        """Make a new KEK current and re-wrap every tenant's data keys (or those of ``tenants``) under it. Audited.
 
         Online: each tenant's keys are re-wrapped in one short transaction; readers see the old
-        wrapping or the new one, and both unwrap, because the provider keeps old KEKs.
+        wrapping or the new one, and both unwrap, because the provider keeps old KEKs. Keys
+        wrapped by another kind of provider are left alone (moving between providers is not
+        a rotation).
         """
         kek_id = await self._provider_call(self.provider.rotate)
-        async with self._db.admin() as conn:
-            tenants = (
-                (await conn.execute(sa.select(_k.c.tenant_id).where(_k.c.state != "destroyed").distinct()))
-                .scalars()
-                .all()
-            )
+        mine = sa.and_(_k.c.state != "destroyed", _k.c.provider == self.provider.name)
+        if tenants is None:
+            async with self._db.admin() as conn:
+                tenants = (await conn.execute(sa.select(_k.c.tenant_id).where(mine).distinct())).scalars().all()
         total = 0
         for tenant_id in tenants:
             ctx = context_for(tenant_id)
@@ -227,7 +229,7 @@ class Vault:
                 rows = (
                     await conn.execute(
                         sa.select(_k.c.id, _k.c.kek_id, _k.c.wrapped_key)
-                        .where(_k.c.tenant_id == tenant_id, _k.c.state != "destroyed")
+                        .where(_k.c.tenant_id == tenant_id, mine)
                         .with_for_update()
                     )
                 ).all()
