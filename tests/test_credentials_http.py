@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tenantgate.api import create_app
 from tenantgate.context import PrincipalKind, Role
+from tenantgate.errors import NotFound
 from tenantgate.installation import Services
 from tenantgate.vault import CredentialStore, Vault, VaultTransit
 from tests.conftest import TenantFixture
@@ -122,7 +123,7 @@ async def test_members_list_but_cannot_manage(
 
 
 async def test_other_tenant_sees_and_changes_nothing_over_http(
-    client: httpx.AsyncClient, tenant_a: TenantFixture, tenant_b: TenantFixture
+    client: httpx.AsyncClient, services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
     cid = (await create(client, tenant_a)).json()["id"]
     b = tenant_b.headers()
@@ -134,6 +135,9 @@ async def test_other_tenant_sees_and_changes_nothing_over_http(
         await client.delete(f"/v1/credentials/{cid}", headers=b),
     ]
     assert [(r.status_code, r.json()["code"]) for r in responses] == [(404, "not_found")] * 4
+    # B's tools cannot open A's credential by name either.
+    with pytest.raises(NotFound):
+        await services.credentials.use(tenant_b.system, "openai", tool="t@v1", call_id=uuid.uuid4(), run_id=None)
     # B may use the same name for its own credential; A's is untouched.
     assert (await create(client, tenant_b)).status_code == 201
     (mine,) = (await client.get("/v1/credentials", headers=tenant_a.headers())).json()
