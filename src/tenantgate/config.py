@@ -171,13 +171,13 @@ class Settings(BaseSettings):
                     "hashes keys alike: generate one with `python -c 'import secrets; "
                     "print(secrets.token_urlsafe(48))'`."
                 )
-        self._check_key_provider()
         if self.pepper is not None and len(self.pepper.get_secret_value()) < 32:
             raise ConfigurationError("TENANTGATE_PEPPER must be at least 32 characters of random data.")
         urls = [self.database_url, self.admin_database_url, self.owner_database_url]
         for url in urls:
             if url is not None and not url.get_secret_value().startswith(("postgresql://", "postgres://")):
                 raise ConfigurationError("database URLs must start with postgresql://")
+        self._check_key_provider()
 
     def _check_key_provider(self) -> None:
         if self.key_provider == "local":
