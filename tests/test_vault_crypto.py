@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tenantgate.config import Settings
 from tenantgate.context import TenantContext
-from tenantgate.errors import ConfigurationError
+from tenantgate.errors import ConfigurationError, NotFound
 from tenantgate.installation import Services
 from tenantgate.vault import CredentialStore, CredentialUnreadable, LocalKeyFile, Vault
 from tenantgate.vault._aead import associated_data, open_field, seal_field
@@ -307,3 +307,57 @@ def test_external_database_with_local_provider_needs_the_master_key(settings: Se
     with pytest.raises(ConfigurationError, match="KMS_KEY_ID"):
         Settings(_env_file=None, key_provider="aws_kms").check()  # type: ignore[call-arg]
     settings.check()  # the suite's own settings pass
+
+
+# --- the store's edges ---------------------------------------------------------------------------
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.values: list[str] = []
+
+    def add(self, value: str) -> None:
+        self.values.append(value)
+
+
+async def test_known_value_sink_hears_every_opened_and_refreshed_secret(services: Services) -> None:
+    tenant = await new_tenant(services, "known")
+    known = Registry()
+    store = CredentialStore(db=services.db, vault=services.vault, audit=services.audit, known=known)
+    info = await store.create(
+        tenant.system, name="g", kind="oauth", secret={"access_token": "a1", "refresh_token": "r1"}
+    )
+    assert known.values == []  # storing is not opening
+    await use(services, tenant.system, "g", store)
+    assert sorted(known.values) == ["a1", "r1"]
+    await store.store_refreshed(tenant.system, info.id, {"access_token": "a2", "refresh_token": "r1"}, tool="t@v1",
+                                call_id=uuid.uuid4())  # fmt: skip
+    assert "a2" in known.values
+    assert await use(services, tenant.system, "g", store) == {"access_token": "a2", "refresh_token": "r1"}
+
+
+async def test_concurrent_first_credentials_share_one_data_key(services: Services) -> None:
+    tenant = await new_tenant(services, "race")
+    await asyncio.gather(*(
+        services.credentials.create(tenant.system, name=f"k{i}", kind="api_key", secret={"api_key": f"v{i}"})
+        for i in range(8)
+    ))  # fmt: skip
+    assert len({c.data_key_id for c in await services.credentials.list(tenant.system)}) == 1
+    for i in range(8):
+        assert await use(services, tenant.system, f"k{i}") == {"api_key": f"v{i}"}
+
+
+async def test_a_failed_use_is_audited_too(services: Services) -> None:
+    tenant = await new_tenant(services, "fail")
+    await services.credentials.create(tenant.system, name="k", kind="api_key", secret={"api_key": "v"})
+    async with services.db.tenant(tenant.system) as conn:
+        await services.vault.shred(conn, tenant.system)
+    with pytest.raises(CredentialUnreadable):
+        await use(services, tenant.system, "k")
+    with pytest.raises(NotFound):
+        await use(services, tenant.system, "missing")
+    failed = await services.audit.page(tenant.system, action="credential.used", decision="failed")
+    assert [(r.code, r.tool, r.payload and r.payload["name"]) for r in failed] == [
+        ("credential_unreadable", "probe@v1", "k"),
+        ("not_found", "probe@v1", "missing"),
+    ]

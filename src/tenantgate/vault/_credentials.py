@@ -27,7 +27,7 @@ from tenantgate.context import Role, TenantContext
 from tenantgate.errors import Conflict, InvalidInput, NotFound, RoleRequired
 from tenantgate.store import Database, tables
 from tenantgate.tools import Credential
-from tenantgate.vault._errors import CredentialUnreadable
+from tenantgate.vault._errors import CredentialUnreadable, KeyProviderUnavailable
 from tenantgate.vault._vault import Vault
 
 __all__ = [
@@ -292,25 +292,33 @@ class CredentialStore:
     async def use(
         self, ctx: TenantContext, name: str, *, tool: str, call_id: uuid.UUID, run_id: uuid.UUID | None
     ) -> Credential:
-        """Open credential ``name`` for one tool call; the use is audited in the same transaction."""
+        """Open credential ``name`` for one tool call; the use is audited in the same transaction.
+
+        A use that fails (no such credential, unreadable, key provider down) is audited too,
+        as ``credential.used`` with decision ``failed`` and the error's code.
+        """
         _check_name(name)
-        async with self._db.tenant(ctx) as conn:
-            row = await self._by_name(conn, ctx, name)
-            try:
-                secret = await self.vault.open(conn, ctx, row.id, row.sealed)
-            except CredentialUnreadable:
-                # A data key rotation may have re-sealed the row and destroyed the retired key
-                # between our two reads: read it again once.
-                again = await self._by_name(conn, ctx, name)
-                if again.data_key_id == row.data_key_id:
-                    raise
-                row = again
-                secret = await self.vault.open(conn, ctx, row.id, row.sealed)
-            payload = {"credential_id": str(row.id), "name": name, "call_id": str(call_id),
-                       "run_id": str(run_id) if run_id else None}  # fmt: skip
-            await self._audit.append(
-                conn, ctx, AuditEvent(action="credential.used", decision="succeeded", tool=tool, payload=payload)
-            )
+        payload = {"name": name, "call_id": str(call_id), "run_id": str(run_id) if run_id else None}
+        try:
+            async with self._db.tenant(ctx) as conn:
+                row = await self._by_name(conn, ctx, name)
+                try:
+                    secret = await self.vault.open(conn, ctx, row.id, row.sealed)
+                except CredentialUnreadable:
+                    # A data key rotation may have re-sealed the row and destroyed the retired key
+                    # between our two reads: read it again once.
+                    again = await self._by_name(conn, ctx, name)
+                    if again.data_key_id == row.data_key_id:
+                        raise
+                    row = again
+                    secret = await self.vault.open(conn, ctx, row.id, row.sealed)
+                used = AuditEvent(action="credential.used", decision="succeeded", tool=tool,
+                                  payload={"credential_id": str(row.id), **payload})  # fmt: skip
+                await self._audit.append(conn, ctx, used)
+        except (NotFound, CredentialUnreadable, KeyProviderUnavailable) as exc:
+            failed = AuditEvent(action="credential.used", decision="failed", code=exc.code, tool=tool, payload=payload)
+            await self._audit.record(ctx, failed)
+            raise
         if self._known is not None:
             for value in secret.values():
                 self._known.add(value)

@@ -54,9 +54,9 @@ def upgrade() -> None:
             kind text NOT NULL
                 CHECK (kind IN ('api_key', 'oauth', 'webhook_secret', 'basic_auth', 'bearer_token', 'password')),
             provider text CHECK (provider IS NULL OR length(provider) BETWEEN 1 AND 100),
-            sealed jsonb NOT NULL,
+            sealed jsonb NOT NULL CHECK (jsonb_typeof(sealed) = 'object'),
             data_key_id uuid NOT NULL,
-            metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
+            metadata jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(metadata) = 'object'),
             created_at timestamptz NOT NULL DEFAULT now(),
             created_by uuid NOT NULL,
             updated_at timestamptz NOT NULL DEFAULT now(),
