@@ -7,15 +7,9 @@ key-encryption keys. Every failure to open is the one :class:`CredentialUnreadab
 provider that does not answer is :class:`KeyProviderUnavailable` (fail closed).
 """
 
-from tenantgate.vault._credentials import (
-    CredentialInfo,
-    CredentialKind,
-    CredentialStore,
-    KnownValues,
-    require_credential_manager,
-    required_fields,
-)
+from tenantgate.vault._credentials import CredentialInfo, CredentialStore, KnownValues, require_credential_manager
 from tenantgate.vault._errors import CredentialUnreadable, KeyProviderUnavailable
+from tenantgate.vault._kinds import CredentialKind, required_fields
 from tenantgate.vault._kms import AwsKms
 from tenantgate.vault._provider import KeyProvider, LocalKeyFile, decode_master_keys
 from tenantgate.vault._setup import key_provider_from_settings

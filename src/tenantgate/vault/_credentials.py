@@ -9,13 +9,10 @@ transaction, with ids and names, never the secret.
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -28,48 +25,12 @@ from tenantgate.errors import Conflict, InvalidInput, NotFound, RoleRequired
 from tenantgate.store import Database, tables
 from tenantgate.tools import Credential
 from tenantgate.vault._errors import CredentialUnreadable, KeyProviderUnavailable
+from tenantgate.vault._kinds import CredentialKind, check_metadata, check_name, check_provider, check_secret
 from tenantgate.vault._vault import Vault
 
-__all__ = [
-    "CredentialInfo",
-    "CredentialKind",
-    "CredentialStore",
-    "KnownValues",
-    "require_credential_manager",
-    "required_fields",
-]
+__all__ = ["CredentialInfo", "CredentialStore", "KnownValues", "require_credential_manager"]
 
 _c = tables.credentials
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
-_FIELD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-MAX_FIELDS = 32
-MAX_VALUE_CHARS = 16_384
-MAX_METADATA_BYTES = 8_192
-
-
-class CredentialKind(StrEnum):
-    API_KEY = "api_key"
-    OAUTH = "oauth"
-    WEBHOOK_SECRET = "webhook_secret"  # noqa: S105 - names of kinds, not secrets
-    BASIC_AUTH = "basic_auth"
-    BEARER_TOKEN = "bearer_token"  # noqa: S105
-    PASSWORD = "password"  # noqa: S105
-
-
-# Fields a kind cannot work without; others may be added (client_secret, refresh_token, ...).
-_REQUIRED: dict[CredentialKind, frozenset[str]] = {
-    CredentialKind.API_KEY: frozenset({"api_key"}),
-    CredentialKind.OAUTH: frozenset({"access_token"}),
-    CredentialKind.WEBHOOK_SECRET: frozenset({"secret"}),
-    CredentialKind.BASIC_AUTH: frozenset({"username", "password"}),
-    CredentialKind.BEARER_TOKEN: frozenset({"token"}),
-    CredentialKind.PASSWORD: frozenset({"password"}),
-}
-
-
-def required_fields(kind: CredentialKind) -> frozenset[str]:
-    """The secret fields a credential of ``kind`` must have."""
-    return _REQUIRED[kind]
 
 
 class KnownValues(Protocol):
@@ -99,46 +60,6 @@ def require_credential_manager(ctx: TenantContext) -> None:
     """Creating, changing and deleting credentials needs the owner or admin role."""
     if not ctx.has_any_role(Role.OWNER, Role.ADMIN):
         raise RoleRequired("Managing credentials needs the owner or admin role.", required=["owner", "admin"])
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidInput("A credential name is 1-100 of a-z, 0-9, '_', '.', '-', starting with a letter or digit.")
-    return name
-
-
-def _check_secret(kind: CredentialKind, secret: Mapping[str, str]) -> dict[str, str]:
-    if not isinstance(secret, Mapping) or not 1 <= len(secret) <= MAX_FIELDS:
-        raise InvalidInput(f"A secret is an object of 1 to {MAX_FIELDS} fields.")
-    for field, value in secret.items():
-        if not isinstance(field, str) or not _FIELD.fullmatch(field):
-            raise InvalidInput("Secret field names are 1-64 of a-z, 0-9 and '_', starting with a letter.")
-        if not isinstance(value, str) or not 1 <= len(value) <= MAX_VALUE_CHARS:
-            # The message names the field, never its value.
-            raise InvalidInput(f"Secret field {field!r} must be text of 1 to {MAX_VALUE_CHARS} characters.")
-    missing = sorted(_REQUIRED[kind] - set(secret))
-    if missing:
-        raise InvalidInput(f"A {kind.value} credential needs the secret fields {missing}.", missing=missing)
-    return dict(secret)
-
-
-def _check_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(metadata, Mapping):
-        raise InvalidInput("Credential metadata is a JSON object.")
-    try:
-        text = json.dumps(dict(metadata), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput("Credential metadata must be plain JSON.") from exc
-    if len(text.encode("utf-8")) > MAX_METADATA_BYTES:
-        raise InvalidInput(f"Credential metadata is limited to {MAX_METADATA_BYTES} bytes of JSON.")
-    result: dict[str, Any] = json.loads(text)
-    return result
-
-
-def _check_provider(provider: str | None) -> str | None:
-    if provider is not None and (not isinstance(provider, str) or not 1 <= len(provider) <= 100):
-        raise InvalidInput("A credential provider is 1 to 100 characters.")
-    return provider
 
 
 def _info(row: Any) -> CredentialInfo:
@@ -181,8 +102,8 @@ class CredentialStore:
         """Store a new credential, sealed. Owner/admin. Conflict if the name is taken."""
         require_credential_manager(ctx)
         kind = self._kind(kind)
-        name, secret = _check_name(name), _check_secret(kind, secret)
-        provider, meta = _check_provider(provider), _check_metadata(metadata or {})
+        name, secret = check_name(name), check_secret(kind, secret)
+        provider, meta = check_provider(provider), check_metadata(metadata or {})
         credential_id = uuid.uuid4()
         try:
             async with self._db.tenant(ctx) as conn:
@@ -237,7 +158,7 @@ class CredentialStore:
         require_credential_manager(ctx)
         async with self._db.tenant(ctx) as conn:
             current = await self._locked(conn, ctx, credential_id)
-            secret = _check_secret(CredentialKind(current.kind), secret)
+            secret = check_secret(CredentialKind(current.kind), secret)
             row = await self._write_secret(conn, ctx, credential_id, secret)
             await self._audit.append(conn, ctx, self._event("credential.secret_replaced", row))
         return _info(row)
@@ -254,9 +175,9 @@ class CredentialStore:
         require_credential_manager(ctx)
         values: dict[str, Any] = {"updated_at": sa.func.now(), "updated_by": ctx.principal_id}
         if metadata is not None:
-            values["metadata"] = _check_metadata(metadata)
+            values["metadata"] = check_metadata(metadata)
         if provider is not None:
-            values["provider"] = _check_provider(provider)
+            values["provider"] = check_provider(provider)
         async with self._db.tenant(ctx) as conn:
             row = (
                 await conn.execute(
@@ -297,7 +218,7 @@ class CredentialStore:
         A use that fails (no such credential, unreadable, key provider down) is audited too,
         as ``credential.used`` with decision ``failed`` and the error's code.
         """
-        _check_name(name)
+        check_name(name)
         payload = {"name": name, "call_id": str(call_id), "run_id": str(run_id) if run_id else None}
         try:
             async with self._db.tenant(ctx) as conn:
@@ -332,7 +253,7 @@ class CredentialStore:
         """Write back a refreshed secret (an OAuth token set), sealed. The tool may do this for its own call."""
         async with self._db.tenant(ctx) as conn:
             current = await self._locked(conn, ctx, credential_id)
-            secret = _check_secret(CredentialKind(current.kind), secret)
+            secret = check_secret(CredentialKind(current.kind), secret)
             row = await self._write_secret(conn, ctx, credential_id, secret)
             payload = {"credential_id": str(row.id), "name": row.name, "call_id": str(call_id)}
             await self._audit.append(
