@@ -10,6 +10,7 @@ tenant with an owner and an API key.
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import os
 import secrets
@@ -93,6 +94,8 @@ def settings_kwargs(db: BenchDatabase, pepper: str | None = None) -> dict[str, A
         "owner_database_url": db.urls.owner,
         "db_role_prefix": db.roles.owner.removesuffix("_owner"),
         "pepper": pepper or secrets.token_urlsafe(48),
+        # The local key provider's KEK: an external database needs it given (every process shares it).
+        "master_key": base64.b64encode(secrets.token_bytes(32)).decode(),
         "jwt_issuers": (),
     }
 

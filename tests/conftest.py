@@ -34,6 +34,8 @@ from tenantgate.tenants import Tenant
 from tests import fixture_tools
 
 PEPPER = "test-pepper-" + "p" * 40
+# The local key provider's KEK for the suite (an external database needs it given, not generated).
+MASTER_KEY = "dGVuYW50Z2F0ZS10ZXN0LW1hc3Rlci1rZXktMzJieXQ="
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ def settings(test_db: DatabaseFixture) -> Settings:
         owner_database_url=test_db.urls.owner,
         db_role_prefix=test_db.roles.owner.removesuffix("_owner"),
         pepper=PEPPER,
+        master_key=MASTER_KEY,
         jwt_issuers=(),
     )
 

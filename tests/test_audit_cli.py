@@ -16,7 +16,7 @@ from tenantgate.audit import PLATFORM_CHAIN, AuditEvent, AuditRecord
 from tenantgate.auth import system_context
 from tenantgate.context import TenantContext
 from tenantgate.installation import Services
-from tests.conftest import PEPPER, DatabaseFixture
+from tests.conftest import MASTER_KEY, PEPPER, DatabaseFixture
 from tests.test_audit_chain import as_owner, spec_hash, tamper
 
 
@@ -29,6 +29,7 @@ def env(test_db: DatabaseFixture) -> dict[str, str]:
         "TENANTGATE_ADMIN_DATABASE_URL": test_db.urls.admin,
         "TENANTGATE_DB_ROLE_PREFIX": test_db.roles.owner.removesuffix("_owner"),
         "TENANTGATE_PEPPER": PEPPER,
+        "TENANTGATE_MASTER_KEY": MASTER_KEY,
     }
 
 

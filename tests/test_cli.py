@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -165,6 +166,10 @@ def test_db_init_on_a_server_then_cli_with_the_printed_environment(test_db: Data
         assert missing_pepper.returncode == 2
         assert "TENANTGATE_PEPPER" in missing_pepper.stderr
         env["TENANTGATE_PEPPER"] = "x" * 40
+        missing_master_key = tg(env, "tenants", "list", ok=False)
+        assert missing_master_key.returncode == 2
+        assert "TENANTGATE_MASTER_KEY is required" in missing_master_key.stderr
+        env["TENANTGATE_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
         tenant_id = tg(env, "tenants", "create", "external").stdout.strip()
         key = tg(env, "keys", "create", "--tenant", tenant_id, "--role", "admin").stdout.strip()
         assert key.startswith("tg_")

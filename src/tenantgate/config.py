@@ -6,6 +6,8 @@ unsafe or incomplete combinations with a message that says what to change.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import uuid
@@ -164,6 +166,18 @@ class Settings(BaseSettings):
         "http", "transform", "if", "switch", "merge", "filter", "sort", "limit", "set",
         "aggregate", "split", "dedupe", "wait", "datetime", "debug",
     )  # fmt: skip
+    # The credential vault's key-encryption keys: a local key file (data_dir/master.key, or
+    # master_key), HashiCorp Vault transit, or AWS KMS.
+    key_provider: Literal["local", "vault_transit", "aws_kms"] = "local"
+    master_key: SecretStr | None = None  # base64 of 32 bytes; comma-separated, current first
+    vault_addr: str | None = None
+    vault_token: SecretStr | None = None
+    vault_transit_key: str = "tenantgate"
+    vault_transit_mount: str = "transit"
+    kms_key_id: str | None = None
+    kms_region: str | None = None
+    kms_endpoint_url: str | None = None
+    key_provider_timeout_s: float = Field(default=5.0, gt=0, le=60)
 
     @field_validator("jwt_issuers", mode="before")
     @classmethod
@@ -261,3 +275,31 @@ class Settings(BaseSettings):
         for url in urls:
             if url is not None and not url.get_secret_value().startswith(("postgresql://", "postgres://")):
                 raise ConfigurationError("database URLs must start with postgresql://")
+        self._check_key_provider()
+
+    def _check_key_provider(self) -> None:
+        if self.key_provider == "local":
+            if not self.embedded and self.master_key is None:
+                raise ConfigurationError(
+                    "TENANTGATE_MASTER_KEY is required with an external database and the local key provider, "
+                    "so every process shares the key that wraps tenant data keys: generate one with "
+                    "`python -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'`, "
+                    "or set TENANTGATE_KEY_PROVIDER=vault_transit or aws_kms."
+                )
+            if self.master_key is not None:
+                for part in self.master_key.get_secret_value().split(","):
+                    try:
+                        ok = len(base64.b64decode(part.strip(), validate=True)) == 32
+                    except (binascii.Error, ValueError):
+                        ok = False
+                    if not ok:
+                        raise ConfigurationError(
+                            "TENANTGATE_MASTER_KEY must be base64 of 32 random bytes (comma-separated, current first)."
+                        )
+        elif self.key_provider == "vault_transit":
+            if not self.vault_addr or self.vault_token is None:
+                raise ConfigurationError(
+                    "The vault_transit key provider needs TENANTGATE_VAULT_ADDR and TENANTGATE_VAULT_TOKEN."
+                )
+        elif not self.kms_key_id or not self.kms_region:
+            raise ConfigurationError("The aws_kms key provider needs TENANTGATE_KMS_KEY_ID and TENANTGATE_KMS_REGION.")

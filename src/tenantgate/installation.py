@@ -28,6 +28,7 @@ from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames
 from tenantgate.tenants import TenantService
 from tenantgate.tools import Executor, HttpSource, Tool, ToolPackage, ToolRegistry, ToolResources, load_plugins
 from tenantgate.tools.builtin import ProviderUrls, api_tools, self_hosted_tools
+from tenantgate.vault import CredentialStore, KeyProvider, Vault, key_provider_from_settings
 
 __all__ = ["Installation", "Services", "build_registry", "egress_policy", "tenant_domain_lists"]
 
@@ -139,6 +140,8 @@ class Services:
     boundary: Boundary
     http: HttpSource  # tools' outbound HTTP: the egress door with each tenant's domain lists
     redactor: Redactor
+    vault: Vault
+    credentials: CredentialStore
 
     @classmethod
     def build(
@@ -148,6 +151,7 @@ class Services:
         registry: ToolRegistry | None = None,
         http: HttpSource | None = None,
         redactor: Redactor | None = None,
+        key_provider: KeyProvider | None = None,
     ) -> Services:
         """Assemble the services. Pass ``redactor`` to share it with logging (``configure_logging``)."""
         settings = installation.settings
@@ -162,7 +166,12 @@ class Services:
         confirmations = Confirmations(db=db, registry=registry, audit=audit, redactor=redactor)
         gate = Gate(registry=registry, policies=cache)
         http = http or EgressHttp(egress_policy(settings), lists=tenant_domain_lists(cache), audit=audit)
-        executor = Executor(registry=registry, resources=ToolResources(http=http), redactor=redactor)
+        vault = Vault(db=db, provider=key_provider or key_provider_from_settings(settings), audit=audit)
+        # Every secret the vault opens is redacted wherever it shows up again in this process.
+        credentials = CredentialStore(db=db, vault=vault, audit=audit, known=redactor.known)
+        executor = Executor(
+            registry=registry, resources=ToolResources(http=http, credentials=credentials), redactor=redactor
+        )
         return cls(
             settings=settings,
             db=db,
@@ -179,6 +188,8 @@ class Services:
             boundary=Boundary(gate=gate, executor=executor, confirmations=confirmations, audit=audit),
             http=http,
             redactor=redactor,
+            vault=vault,
+            credentials=credentials,
         )
 
     async def start(self) -> None:

@@ -31,6 +31,8 @@ _STATUS = {
     "capability_denied": 403,
     "egress_denied": 403,
     "workspace_escape": 403,
+    "credential_unreadable": 500,
+    "key_provider_unavailable": 503,
     "internal_error": 500,
 }
 _HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}

@@ -20,6 +20,7 @@ from tenantgate.cli._policy import kill_switch_app, policy_app
 from tenantgate.cli._principals import principals_app
 from tenantgate.cli._serve import serve
 from tenantgate.cli._tenants import tenants_app
+from tenantgate.cli._vault import credentials_app, vault_app
 from tenantgate.errors import TenantgateError
 
 __all__ = ["app", "main"]
@@ -34,6 +35,8 @@ app.add_typer(platform_app, name="platform")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(kill_switch_app, name="kill-switch")
+app.add_typer(vault_app, name="vault")
+app.add_typer(credentials_app, name="credentials")
 
 
 def main() -> None:

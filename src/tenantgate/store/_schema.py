@@ -153,3 +153,35 @@ confirmations = sa.Table(
     sa.Column("decided_at", _ts),
     sa.Column("used_at", _ts),
 )
+
+tenant_data_keys = sa.Table(
+    "tenant_data_keys",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("kek_id", sa.Text, nullable=False),
+    sa.Column("wrapped_key", BYTEA),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("rewrapped_at", _ts),
+    sa.Column("retired_at", _ts),
+    sa.Column("destroyed_at", _ts),
+)
+
+credentials = sa.Table(
+    "credentials",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("provider", sa.Text),
+    sa.Column("sealed", JSONB, nullable=False),
+    sa.Column("data_key_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("metadata", JSONB, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("created_by", UUID(as_uuid=True), nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("updated_by", UUID(as_uuid=True), nullable=False),
+)
