@@ -227,6 +227,7 @@ def test_api_tools_and_packages_exist_in_both_modes(mode: DeploymentMode) -> Non
     assert registry.package_tools("whatsapp") == ("whatsapp_send@v1",)
     assert registry.package_tools("google_sheets") == ("google_sheets@v1",)
     assert registry.package_tools("r8r") == ("r8r@v1",)
-    for tool in registry:
-        assert not tool.spec.local_capabilities
+    api = [registry.get(name) for package in ("web", "whatsapp", "google_sheets", "r8r")
+           for name in registry.package_tools(package)]  # fmt: skip
+    assert all(tool is not None and not tool.spec.local_capabilities for tool in api)
     assert EgressPolicy().allowed_ports == frozenset({80, 443})

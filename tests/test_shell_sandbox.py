@@ -283,7 +283,8 @@ async def test_a_cancelled_call_leaves_nothing_running(sandbox: Sandbox, ws: Wor
 
 
 def test_public_surface() -> None:
-    assert set(builtin.__all__) == {
+    # The self-hosted part of tools.builtin's surface (the other tool families export theirs beside it).
+    assert set(builtin.__all__) >= {
         "INSTALL_HINT", "Entry", "Limits", "Listing", "Sandbox", "SandboxResult", "SandboxUnavailable",
         "Workspace", "Workspaces", "self_hosted_tools", "shell_tools", "workspace_tools",
     }  # fmt: skip
