@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tenantgate.agent import AgentRuntime, PlannerFactory, PlannerHttp, ProviderDefaults, RuntimeLimits
 from tenantgate.audit import AuditLog
 from tenantgate.auth import (
     Authenticator,
@@ -22,7 +23,8 @@ from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
-from tenantgate.tools import Executor, ToolRegistry, load_plugins
+from tenantgate.tools import CredentialSource, Executor, ToolRegistry, load_plugins
+from tenantgate.tools.builtin import message_tools
 
 __all__ = ["Installation", "Services", "build_registry"]
 
@@ -103,10 +105,17 @@ class Services:
     policy_cache: PolicyCache
     confirmations: Confirmations
     boundary: Boundary
+    runtime: AgentRuntime
 
     @classmethod
     def build(
-        cls, installation: Installation, db: Database | None = None, registry: ToolRegistry | None = None
+        cls,
+        installation: Installation,
+        db: Database | None = None,
+        registry: ToolRegistry | None = None,
+        *,
+        planner_http: PlannerHttp | None = None,
+        credentials: CredentialSource | None = None,
     ) -> Services:
         settings = installation.settings
         db = db or installation.database()
@@ -117,6 +126,24 @@ class Services:
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit)
         gate = Gate(registry=registry, policies=cache)
+        boundary = Boundary(gate=gate, executor=Executor(registry=registry), confirmations=confirmations, audit=audit)
+        runtime = AgentRuntime(
+            db=db,
+            audit=audit,
+            boundary=boundary,
+            registry=registry,
+            policies=cache,
+            planners=PlannerFactory(
+                defaults=ProviderDefaults.from_settings(settings), http=planner_http, credentials=credentials
+            ),
+            limits=RuntimeLimits(step_limit=settings.agent_step_limit, time_limit_s=settings.agent_time_limit_s),
+        )
+        if "message@v1" not in registry:
+            # The message tool delivers through the runtime's sessions, so it joins the registry here.
+            tools, packages = message_tools(runtime)
+            registry.register_available(tools)
+            for package in packages:
+                registry.add_package(package)
         return cls(
             settings=settings,
             db=db,
@@ -130,9 +157,8 @@ class Services:
             policies=policies,
             policy_cache=cache,
             confirmations=confirmations,
-            boundary=Boundary(
-                gate=gate, executor=Executor(registry=registry), confirmations=confirmations, audit=audit
-            ),
+            boundary=boundary,
+            runtime=runtime,
         )
 
     async def start(self) -> None:

@@ -30,6 +30,8 @@ _STATUS = {
     "capability_denied": 403,
     "egress_denied": 403,
     "internal_error": 500,
+    "vendor_not_eligible": 403,
+    "planner_error": 502,
 }
 _HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
 

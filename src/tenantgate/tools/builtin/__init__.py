@@ -5,4 +5,6 @@ services they need; the installation registers them for the deployment mode, so 
 need a local capability exist only in ``self_hosted``.
 """
 
-__all__: list[str] = []
+from tenantgate.tools.builtin._message import MESSAGE_PACKAGE, MessageArgs, MessageSent, Outbox, message_tools
+
+__all__ = ["MESSAGE_PACKAGE", "MessageArgs", "MessageSent", "Outbox", "message_tools"]
