@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.agent._runs import RunEvent, RunStore
 from tenantgate.context import TenantContext
@@ -17,28 +19,48 @@ class LiveRun:
     """Appends events (persisted first, then published) and lets any number of followers read them in order.
 
     Persisting before publishing makes the stream and ``GET /v1/runs/{id}`` the same source:
-    a follower never sees an event the database does not hold.
+    a follower never sees an event the database does not hold. Each write also reads the run's
+    cancellation flag, so a cancel from another process is seen at the next step at no extra cost.
     """
 
-    def __init__(self, *, ctx: TenantContext, run_id: uuid.UUID, session_id: uuid.UUID, store: RunStore) -> None:
+    def __init__(
+        self,
+        *,
+        ctx: TenantContext,
+        run_id: uuid.UUID,
+        session_id: uuid.UUID,
+        store: RunStore,
+        written: Sequence[RunEvent] = (),
+    ) -> None:
         self.ctx = ctx
         self.run_id = run_id
         self.session_id = session_id
-        self.events: list[RunEvent] = []
+        self.events: list[RunEvent] = list(written)
         self.done = False
+        self.cancel_requested = False
         self.task: asyncio.Task[Any] | None = None
         self._store = store
-        self._seq = 0
+        self._seq = len(self.events)
         self._changed = asyncio.Event()
-        self._lock = asyncio.Lock()  # events of one run are numbered and written one at a time
+        self._lock = asyncio.Lock()  # events of one run are numbered and written one batch at a time
 
     async def emit(self, kind: str, data: dict[str, Any], content: str | None = None) -> RunEvent:
+        return (await self.emit_many([(kind, data, content)]))[0]
+
+    async def emit_many(
+        self,
+        items: Sequence[tuple[str, dict[str, Any], str | None]],
+        *,
+        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> list[RunEvent]:
+        """Write ``items`` as consecutive events in one transaction (with ``also``'s work), then publish them."""
         async with self._lock:
-            self._seq += 1
-            event = await self._store.append(self.ctx, self.run_id, self._seq, kind, data, content)
-            self.events.append(event)
+            numbered = [(self._seq + n, kind, data, content) for n, (kind, data, content) in enumerate(items, 1)]
+            events, self.cancel_requested = await self._store.append(self.ctx, self.run_id, numbered, also=also)
+            self._seq += len(events)
+            self.events.extend(events)
         self._changed.set()
-        return event
+        return events
 
     def close(self) -> None:
         self.done = True

@@ -8,6 +8,7 @@ column, referenced from ``data`` by digest and size; it is never logged.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -22,9 +23,11 @@ from tenantgate.context import TenantContext
 from tenantgate.errors import NotFound
 from tenantgate.store import Database, tables
 
-__all__ = ["RunEvent", "RunInfo", "RunStatus", "RunStore"]
+__all__ = ["NewEvent", "RunEvent", "RunInfo", "RunStatus", "RunStore"]
 
 _MAX_REASON = 2000
+
+NewEvent = tuple[int, str, dict[str, Any], str | None]  # (seq, kind, data, content)
 
 
 class RunStatus(StrEnum):
@@ -136,18 +139,51 @@ class RunStore:
         )
 
     async def append(
-        self, ctx: TenantContext, run_id: uuid.UUID, seq: int, kind: str, data: dict[str, Any], content: str | None
-    ) -> RunEvent:
-        t = tables.run_events
+        self,
+        ctx: TenantContext,
+        run_id: uuid.UUID,
+        events: Sequence[NewEvent],
+        *,
+        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> tuple[list[RunEvent], bool]:
+        """Write events (and ``also``'s work) in one transaction; the events, and whether cancellation was asked."""
+        t = tables.runs
         async with self._db.tenant(ctx) as conn:
-            row = (
+            written = await self.insert_events(conn, ctx, run_id, events)
+            if also is not None:
+                await also(conn)
+            cancel = (
                 await conn.execute(
-                    t.insert()
-                    .values(tenant_id=ctx.tenant_id, run_id=run_id, seq=seq, kind=kind, data=data, content=content)
-                    .returning(*t.c)
+                    sa.select(t.c.cancel_requested).where(t.c.tenant_id == ctx.tenant_id, t.c.id == run_id)
                 )
-            ).one()
-        return _event(row)
+            ).scalar_one()
+        return written, bool(cancel)
+
+    @staticmethod
+    async def insert_events(
+        conn: AsyncConnection, ctx: TenantContext, run_id: uuid.UUID, events: Sequence[NewEvent]
+    ) -> list[RunEvent]:
+        t = tables.run_events
+        rows = (
+            await conn.execute(
+                t.insert()
+                .values(
+                    [
+                        {
+                            "tenant_id": ctx.tenant_id,
+                            "run_id": run_id,
+                            "seq": seq,
+                            "kind": kind,
+                            "data": data,
+                            "content": content,
+                        }
+                        for seq, kind, data, content in events
+                    ]
+                )
+                .returning(*t.c)
+            )
+        ).all()
+        return sorted((_event(r) for r in rows), key=lambda e: e.seq)
 
     async def finish(
         self,
@@ -229,13 +265,3 @@ class RunStore:
                     conn, ctx, AuditEvent(action="run.cancel_requested", payload={"run_id": str(run_id)})
                 )
         return await self.get(ctx, run_id, with_events=False)
-
-    async def cancel_requested(self, ctx: TenantContext, run_id: uuid.UUID) -> bool:
-        t = tables.runs
-        async with self._db.tenant(ctx) as conn:
-            value = (
-                await conn.execute(
-                    sa.select(t.c.cancel_requested).where(t.c.tenant_id == ctx.tenant_id, t.c.id == run_id)
-                )
-            ).scalar_one_or_none()
-        return bool(value)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.agent._choice import PlannerFactory
 from tenantgate.agent._live import LiveRun
@@ -155,7 +156,9 @@ class AgentRuntime:
                 model=self._planners.model_for(choice),
             )
             await self.sessions.add_in(conn, ctx, session_id, role="user", content=text, run_id=run_id)
-        live = LiveRun(ctx=ctx, run_id=run_id, session_id=session_id, store=self.runs)
+            started = {"session_id": str(session_id), "execution_id": str(execution.principal_id)}
+            written = await self.runs.insert_events(conn, ctx, run_id, [(1, "started", started, None)])
+        live = LiveRun(ctx=ctx, run_id=run_id, session_id=session_id, store=self.runs, written=written)
         conversation = Conversation(system_prompt(choice.instructions))
         conversation.turns.extend(
             UserTurn(m.content) if m.role == "user" else AssistantTurn(m.content) for m in history
@@ -215,9 +218,6 @@ class AgentRuntime:
         status, code, reason, confirmation = RunStatus.COMPLETED, None, None, None
         reply: str | None = None
         try:
-            await live.emit(
-                "started", {"session_id": str(live.session_id), "execution_id": str(execution.principal_id)}
-            )
             async with asyncio.timeout(self._limits.time_limit_s):
                 if view.switches.ai or view.switches.all:
                     raise _Ended(RunStatus.FAILED, "kill_switch", "A kill switch stops AI execution for this tenant.")
@@ -254,23 +254,17 @@ class AgentRuntime:
         return result
 
     async def _finish(self, ctx: TenantContext, live: LiveRun, result: TurnResult) -> None:
-        await live.emit("finished", result.as_json())
-        async with self._db.tenant(ctx) as conn:
-            await self.runs.finish(
-                conn,
-                ctx,
-                live.run_id,
-                status=result.status,
-                error_code=result.error_code,
-                reason=result.reason,
-                steps=result.steps,
-                usage=result.usage,
-                confirmation_id=result.confirmation_id,
-            )
+        """The ``finished`` event, the run's outcome, ``run.finished`` and the reply: one transaction."""
+
+        async def record(conn: AsyncConnection) -> None:
+            await self.runs.finish(conn, ctx, live.run_id, status=result.status, error_code=result.error_code,
+                                   reason=result.reason, steps=result.steps, usage=result.usage,
+                                   confirmation_id=result.confirmation_id)  # fmt: skip
             if result.reply:
-                await self.sessions.add_in(
-                    conn, ctx, live.session_id, role="assistant", content=result.reply[:MAX_MESSAGE], run_id=live.run_id
-                )
+                await self.sessions.add_in(conn, ctx, live.session_id, role="assistant",
+                                           content=result.reply[:MAX_MESSAGE], run_id=live.run_id)  # fmt: skip
+
+        await live.emit_many([("finished", result.as_json(), None)], also=record)
 
     async def _loop(
         self,
@@ -283,7 +277,7 @@ class AgentRuntime:
     ) -> str:
         tools = [t.spec for t in (self._registry.get(n) for n in sorted(view.visible)) if t is not None]
         while True:
-            if state.steps and await self.runs.cancel_requested(ctx, live.run_id):
+            if live.cancel_requested:  # read back with every event write, so another process's cancel counts
                 raise _Ended(RunStatus.CANCELLED, "cancelled", "The run was cancelled.")
             if state.steps >= self._limits.step_limit:
                 raise _Ended(
@@ -294,21 +288,19 @@ class AgentRuntime:
             plan = await planner.plan(conversation, tools)
             state.steps += 1
             state.usage += plan.usage
-            await live.emit(
-                "planner",
-                {
-                    "step": state.steps,
-                    "planner": planner.name,
-                    "model": planner.model,
-                    "stop_reason": plan.stop_reason,
-                    "calls": [{"id": _short(c.id), "tool": _short(c.tool)} for c in plan.calls],
-                    "usage": {"input_tokens": plan.usage.input_tokens, "output_tokens": plan.usage.output_tokens},
-                },
-            )
+            stepped: dict[str, Any] = {
+                "step": state.steps,
+                "planner": planner.name,
+                "model": planner.model,
+                "stop_reason": plan.stop_reason,
+                "calls": [{"id": _short(c.id), "tool": _short(c.tool)} for c in plan.calls],
+                "usage": {"input_tokens": plan.usage.input_tokens, "output_tokens": plan.usage.output_tokens},
+            }
             if not plan.calls:
                 reply = plan.text or ""
-                await live.emit("reply", {"text": reply})
+                await live.emit_many([("planner", stepped, None), ("reply", {"text": reply}, None)])
                 return reply
+            await live.emit("planner", stepped)
             conversation.turns.append(AssistantTurn(plan.text, plan.calls))
             results = [await self._call(ctx, live, call, state) for call in plan.calls]
             conversation.turns.append(ToolResults(tuple(results)))
@@ -350,7 +342,8 @@ class AgentRuntime:
         decided: dict[str, Any] = {"call_id": str(call_id), **decision.summary()}
         if outcome.confirmation is not None:
             decided["confirmation_id"] = str(outcome.confirmation.id)
-        await live.emit("decision", decided)
+        if decision.verdict is not Verdict.ALLOW:
+            await live.emit("decision", decided)
         if decision.verdict is Verdict.CONFIRM:
             assert outcome.confirmation is not None
             raise _Ended(
@@ -366,18 +359,23 @@ class AgentRuntime:
         assert result is not None
         content = result.output if result.outcome is Outcome.SUCCEEDED else {"error": result.error}
         text = json.dumps(content, ensure_ascii=False, sort_keys=True)
-        await live.emit(
-            "tool_result",
-            {
-                "call_id": str(call_id),
-                "tool": result.tool,
-                "outcome": result.outcome.value,
-                "error": result.error,
-                "duration_ms": round(result.duration_ms, 2),
-                "content_bytes": len(text.encode("utf-8")),
-                "content_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            },
-            content=text if state.keep_raw else None,
+        await live.emit_many(
+            [
+                ("decision", decided, None),
+                (
+                    "tool_result",
+                    {
+                        "call_id": str(call_id),
+                        "tool": result.tool,
+                        "outcome": result.outcome.value,
+                        "error": result.error,
+                        "duration_ms": round(result.duration_ms, 2),
+                        "content_bytes": len(text.encode("utf-8")),
+                        "content_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                    },
+                    text if state.keep_raw else None,
+                ),
+            ]
         )
         return answer(result.outcome.value, content, error=result.outcome is not Outcome.SUCCEEDED)
 
