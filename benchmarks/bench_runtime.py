@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_runtime.py           # full run, about a minute
+    .venv/bin/python benchmarks/bench_runtime.py           # full run, a few minutes
     .venv/bin/python benchmarks/bench_runtime.py --quick   # short run, to check it works
 
 One uvicorn worker serves the tenantgate API on an embedded PostgreSQL (or, with
@@ -59,7 +59,7 @@ class RuntimePlan(Plan):
     connections: int = 8
 
 
-FULL = RuntimePlan(rounds=7, turns=300, deadline_s=600)
+FULL = RuntimePlan(rounds=7, turns=150, deadline_s=600)
 QUICK = RuntimePlan(rounds=5, turns=60, deadline_s=240)
 
 

@@ -683,3 +683,19 @@ async def test_runtime_rows_are_invisible_to_other_tenants_at_the_sql_level(rig:
                         "VALUES (:t, :r, 99, 'forged', '{}')"),
                 {"t": str(a.id), "r": turn["run_id"]},
             )  # fmt: skip
+
+
+async def test_the_ai_kill_switch_stops_runs_before_the_planner(rig: Rig, http: httpx.AsyncClient) -> None:
+    wire = Wire("openai", rig)
+    tenant = await tenant_with(rig, wire.planner(["never sent"]))
+    switch = {"scope": "ai", "reason": "incident"}
+    switched = await http.post("/v1/kill-switches", json=switch, headers=tenant.headers())
+    assert switched.status_code == 201
+    owner = await rig.services.authenticator.authenticate(f"Bearer {tenant.owner_key}", request_id="t")
+    for _ in range(100):  # the switch reaches this process's policy cache by notification
+        if (await rig.services.policy_cache.view(owner)).switches.ai:
+            break
+        await asyncio.sleep(0.02)
+    turn = await say(http, tenant, await session(http, tenant), "Hello?")
+    assert (turn["status"], turn["error"]["code"]) == ("failed", "kill_switch")
+    assert rig.openai.received == []
