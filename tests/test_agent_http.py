@@ -18,10 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from tenantgate.agent import PlannerHttp
 from tenantgate.api import create_app
+from tenantgate.context import PrincipalKind, Role
 from tenantgate.egress import EgressPolicy
 from tenantgate.installation import Installation, Services
 from tests import fixture_tools
@@ -652,8 +654,6 @@ async def test_sessions_messages_and_runs_are_invisible_to_other_tenants_over_ht
 
 
 async def test_runtime_rows_are_invisible_to_other_tenants_at_the_sql_level(rig: Rig, http: httpx.AsyncClient) -> None:
-    import sqlalchemy as sa
-
     a = await tenant_with(rig, Wire("scripted", rig).planner([[("c", "echo@v1", {"text": "a"})], "A done."]))
     b = await tenant_with(rig, None)
     sid = await session(http, a)
@@ -699,3 +699,28 @@ async def test_the_ai_kill_switch_stops_runs_before_the_planner(rig: Rig, http: 
     turn = await say(http, tenant, await session(http, tenant), "Hello?")
     assert (turn["status"], turn["error"]["code"]) == ("failed", "kill_switch")
     assert rig.openai.received == []
+
+
+async def test_members_see_only_their_own_sessions_and_runs(rig: Rig, http: httpx.AsyncClient) -> None:
+    tenant = await tenant_with(rig, Wire("scripted", rig).planner(["Hi."]))
+    member = await rig.services.principals.create(
+        tenant.system, name="member", kind=PrincipalKind.USER, roles=frozenset({Role.MEMBER})
+    )
+    member_key = (await rig.services.keys.create(tenant.system, principal_id=member.id)).key
+    owners = await session(http, tenant)
+    owners_run = (await say(http, tenant, owners, "Owner's question."))["run_id"]
+
+    as_member = {"Authorization": f"Bearer {member_key}"}
+    refused = [
+        await http.get(f"/v1/sessions/{owners}/messages", headers=as_member),
+        await http.post(f"/v1/sessions/{owners}/messages", json={"content": "hi"}, headers=as_member),
+        await http.get(f"/v1/runs/{owners_run}", headers=as_member),
+        await http.post(f"/v1/runs/{owners_run}/cancel", headers=as_member),
+    ]
+    assert [r.status_code for r in refused] == [404] * 4
+
+    mine = (await http.post("/v1/sessions", json={}, headers=as_member)).json()["id"]
+    members_turn = await http.post(f"/v1/sessions/{mine}/messages", json={"content": "Hello"}, headers=as_member)
+    assert members_turn.json()["reply"] == "Hi."
+    # Owners and admins see every conversation of their tenant.
+    assert (await http.get(f"/v1/runs/{members_turn.json()['run_id']}", headers=tenant.headers())).status_code == 200

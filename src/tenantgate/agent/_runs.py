@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.agent._planner import Usage
+from tenantgate.agent._sessions import may_see
 from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import TenantContext
 from tenantgate.errors import NotFound
@@ -238,7 +239,7 @@ class RunStore:
             row = (
                 await conn.execute(sa.select(t).where(t.c.tenant_id == ctx.tenant_id, t.c.id == run_id))
             ).one_or_none()
-            if row is None:
+            if row is None or not may_see(ctx, row.started_by):
                 raise NotFound(f"No run {run_id} in this tenant.")
             events: tuple[RunEvent, ...] = ()
             if with_events:
@@ -251,6 +252,7 @@ class RunStore:
     async def request_cancel(self, ctx: TenantContext, run_id: uuid.UUID) -> RunInfo:
         """Flag a running run for cancellation (the loop stops at its next step); audited."""
         t = tables.runs
+        await self.get(ctx, run_id, with_events=False)  # NotFound unless the caller may see it
         async with self._db.tenant(ctx) as conn:
             row = (
                 await conn.execute(

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.audit import AuditEvent, AuditLog
-from tenantgate.context import TenantContext
+from tenantgate.context import Role, TenantContext
 from tenantgate.errors import InvalidInput, NotFound
 from tenantgate.store import Database, tables
 
-__all__ = ["HTTP_CHANNEL", "MAX_MESSAGE", "MessageInfo", "SessionInfo", "SessionStore"]
+__all__ = ["HTTP_CHANNEL", "MAX_MESSAGE", "MessageInfo", "SessionInfo", "SessionStore", "may_see"]
 
 HTTP_CHANNEL = "http"
 MAX_MESSAGE = 100_000
@@ -40,6 +40,11 @@ class MessageInfo:
     kind: str  # text | outbound (sent by the message tool)
     content: str
     created_at: datetime
+
+
+def may_see(ctx: TenantContext, owner: uuid.UUID) -> bool:
+    """A conversation is its starter's; owners and admins of the tenant see every one (as with confirmations)."""
+    return owner == ctx.root_principal or ctx.has_any_role(Role.OWNER, Role.ADMIN)
 
 
 def _session(row: Any) -> SessionInfo:
@@ -89,7 +94,7 @@ class SessionStore:
         row = (
             await conn.execute(sa.select(t).where(t.c.tenant_id == ctx.tenant_id, t.c.id == session_id))
         ).one_or_none()
-        if row is None:
+        if row is None or not may_see(ctx, row.created_by):
             raise NotFound(f"No session {session_id} in this tenant.")
         return _session(row)
 

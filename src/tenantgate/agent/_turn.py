@@ -213,7 +213,7 @@ class AgentRuntime:
     async def _drive(
         self, ctx: TenantContext, execution: TenantContext, view: TenantView, live: LiveRun, conversation: Conversation
     ) -> TurnResult:
-        state = _State(keep_raw=view.compliance.keep_raw_content)
+        state = _State(keep_raw=view.compliance.keep_raw_content, visible=view.visible)
         planner: Planner | None = None
         status, code, reason, confirmation = RunStatus.COMPLETED, None, None, None
         reply: str | None = None
@@ -323,7 +323,7 @@ class AgentRuntime:
             problem = call.error or "the call could not be read"
             await live.emit("tool_result", {"call_id": str(call_id), "outcome": "malformed", "error": problem})
             return answer("malformed", {"error": f"Malformed tool call: {problem}. Send arguments as a JSON object."})
-        registered = self._registry.get(call.tool)
+        registered = self._registry.get(call.tool) if call.tool in state.visible else None
         if registered is not None:
             errors = _schema_errors(registered.spec, call.arguments)
             if errors:
@@ -383,5 +383,6 @@ class AgentRuntime:
 @dataclass(slots=True)
 class _State:
     keep_raw: bool  # the compliance mode may forbid keeping raw tool content
+    visible: frozenset[str]  # the tenant's installed tools: only their schemas are checked (and explained) here
     steps: int = 0
     usage: Usage = field(default_factory=Usage)
