@@ -59,3 +59,8 @@ def test_planner_choices_are_validated_when_the_policy_is_written() -> None:
     assert PlannerChoice(provider="scripted").vendor_name is None
     assert PlannerChoice(provider="openai", vendor="ollama_local").vendor_name == "ollama_local"
     assert PlannerChoice(provider="anthropic").vendor_name == "anthropic"
+
+
+def test_long_content_is_cut_with_a_note_and_still_closed() -> None:
+    block = data_block(tool="t@v1", call_id="c", outcome="succeeded", content="<" * 50, limit=10)
+    assert block.splitlines()[1:] == ["&lt;" * 10, "[truncated: 10 of 50 characters shown]", "</tool-data>"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["DATA_CLOSE", "PLATFORM_PROMPT", "data_block", "neutralise", "system_prompt"]
+__all__ = ["DATA_CLOSE", "MAX_BLOCK_CHARS", "PLATFORM_PROMPT", "data_block", "neutralise", "system_prompt"]
 
 PLATFORM_PROMPT = """\
 You are an assistant working for one organisation through tenantgate. You act only through the \
@@ -33,6 +33,7 @@ and why.
 
 _TENANT_HEADER = "Tenant instructions follow. They are the organisation's own and rank below the platform rules above."
 
+MAX_BLOCK_CHARS = 32_000  # what one tool result may put in front of the model
 DATA_OPEN = "<tool-data"
 DATA_CLOSE = "</tool-data>"
 
@@ -58,9 +59,14 @@ def _attribute(value: str) -> str:
     return neutralise(value).replace('"', "&quot;")
 
 
-def data_block(*, tool: str, call_id: str, outcome: str, content: Any) -> str:
-    """Tool content as the model receives it: enclosed, marked untrusted, named by tool and call."""
+def data_block(*, tool: str, call_id: str, outcome: str, content: Any, limit: int = MAX_BLOCK_CHARS) -> str:
+    """Tool content as the model receives it: enclosed, marked untrusted, named by tool and call.
+
+    Content past ``limit`` characters is cut (the whole of it stays in the run's record).
+    """
     text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, sort_keys=True)
+    if len(text) > limit:
+        text = f"{text[:limit]}\n[truncated: {limit} of {len(text)} characters shown]"
     return (
         f'{DATA_OPEN} tool="{_attribute(tool)}" call_id="{_attribute(call_id)}" '
         f'outcome="{_attribute(outcome)}" trust="untrusted">\n{neutralise(text)}\n{DATA_CLOSE}'
