@@ -724,3 +724,16 @@ async def test_members_see_only_their_own_sessions_and_runs(rig: Rig, http: http
     assert members_turn.json()["reply"] == "Hi."
     # Owners and admins see every conversation of their tenant.
     assert (await http.get(f"/v1/runs/{members_turn.json()['run_id']}", headers=tenant.headers())).status_code == 200
+
+
+async def test_a_failing_tool_is_reported_to_the_model_and_the_run_goes_on(rig: Rig, http: httpx.AsyncClient) -> None:
+    wire = Wire("openai", rig)
+    tenant = await tenant_with(rig, wire.planner([[("call_1", "crash@v1", {})], "The tool broke, sorry."]))
+    turn = await say(http, tenant, await session(http, tenant), "Try the crash tool.")
+    assert (turn["status"], turn["reply"]) == ("completed", "The tool broke, sorry.")
+    answered = wire.tool_results(wire.server.received[1].body)["call_1"]
+    assert 'outcome="failed"' in answered
+    assert "RuntimeError: the tool broke" in answered
+    run = await run_of(http, tenant, turn["run_id"])
+    result = next(e for e in run["events"] if e["kind"] == "tool_result")
+    assert (result["data"]["outcome"], result["data"]["error"]) == ("failed", "RuntimeError: the tool broke")
