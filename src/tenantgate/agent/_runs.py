@@ -117,7 +117,7 @@ class RunStore:
         planner: str,
         model: str | None,
     ) -> None:
-        """Insert the run row and audit ``run.started`` in the caller's transaction."""
+        """Insert the run row in the caller's transaction (then, last in it, :meth:`audit_started`)."""
         await conn.execute(
             tables.runs.insert().values(
                 tenant_id=ctx.tenant_id,
@@ -130,6 +130,18 @@ class RunStore:
                 model=model,
             )
         )
+
+    async def audit_started(
+        self,
+        conn: AsyncConnection,
+        ctx: TenantContext,
+        *,
+        run_id: uuid.UUID,
+        session_id: uuid.UUID,
+        planner: str,
+        model: str | None,
+    ) -> None:
+        """Audit ``run.started``. Last in its transaction: the tenant's chain head stays locked until commit."""
         await self._audit.append(
             conn,
             ctx,
@@ -151,13 +163,13 @@ class RunStore:
         t = tables.runs
         async with self._db.tenant(ctx) as conn:
             written = await self.insert_events(conn, ctx, run_id, events)
-            if also is not None:
-                await also(conn)
             cancel = (
                 await conn.execute(
                     sa.select(t.c.cancel_requested).where(t.c.tenant_id == ctx.tenant_id, t.c.id == run_id)
                 )
             ).scalar_one()
+            if also is not None:
+                await also(conn)  # last: it may audit, which locks the tenant's chain head until commit
         return written, bool(cancel)
 
     @staticmethod
@@ -199,7 +211,7 @@ class RunStore:
         usage: Usage,
         confirmation_id: uuid.UUID | None,
     ) -> None:
-        """Record the outcome and audit ``run.finished`` in the caller's transaction."""
+        """Record the outcome and audit ``run.finished`` in the caller's transaction (last in it: see audit_started)."""
         t = tables.runs
         await conn.execute(
             t.update()

@@ -142,6 +142,7 @@ class AgentRuntime:
         view = await self._policies.view(ctx)
         choice = self._planners.choice(view)
         run_id = uuid.uuid4()
+        model = self._planners.model_for(choice)
         execution = ctx.for_ai_execution(run_id)
         async with self._db.tenant(ctx) as conn:
             await self.sessions.get_in(conn, ctx, session_id)
@@ -153,11 +154,13 @@ class AgentRuntime:
                 session_id=session_id,
                 execution=execution,
                 planner=choice.provider,
-                model=self._planners.model_for(choice),
+                model=model,
             )
             await self.sessions.add_in(conn, ctx, session_id, role="user", content=text, run_id=run_id)
             started = {"session_id": str(session_id), "execution_id": str(execution.principal_id)}
             written = await self.runs.insert_events(conn, ctx, run_id, [(1, "started", started, None)])
+            await self.runs.audit_started(conn, ctx, run_id=run_id, session_id=session_id, planner=choice.provider,
+                                          model=model)  # fmt: skip
         live = LiveRun(ctx=ctx, run_id=run_id, session_id=session_id, store=self.runs, written=written)
         conversation = Conversation(system_prompt(choice.instructions))
         conversation.turns.extend(
@@ -257,12 +260,12 @@ class AgentRuntime:
         """The ``finished`` event, the run's outcome, ``run.finished`` and the reply: one transaction."""
 
         async def record(conn: AsyncConnection) -> None:
-            await self.runs.finish(conn, ctx, live.run_id, status=result.status, error_code=result.error_code,
-                                   reason=result.reason, steps=result.steps, usage=result.usage,
-                                   confirmation_id=result.confirmation_id)  # fmt: skip
             if result.reply:
                 await self.sessions.add_in(conn, ctx, live.session_id, role="assistant",
                                            content=result.reply[:MAX_MESSAGE], run_id=live.run_id)  # fmt: skip
+            await self.runs.finish(conn, ctx, live.run_id, status=result.status, error_code=result.error_code,
+                                   reason=result.reason, steps=result.steps, usage=result.usage,
+                                   confirmation_id=result.confirmation_id)  # fmt: skip
 
         await live.emit_many([("finished", result.as_json(), None)], also=record)
 
