@@ -43,6 +43,15 @@ class LiveRun:
         self._seq = len(self.events)
         self._changed = asyncio.Event()
         self._lock = asyncio.Lock()  # events of one run are numbered and written one batch at a time
+        self._staged: list[tuple[str, dict[str, Any], str | None]] = []
+
+    def stage(self, kind: str, data: dict[str, Any], content: str | None = None) -> None:
+        """Queue an event to be written with the next write, which the caller makes before anything else happens.
+
+        For events that happen at the same moment as the next one (a planner step and its first tool call):
+        one transaction instead of two, same order, same content.
+        """
+        self._staged.append((kind, data, content))
 
     async def emit(self, kind: str, data: dict[str, Any], content: str | None = None) -> RunEvent:
         return (await self.emit_many([(kind, data, content)]))[0]
@@ -55,12 +64,20 @@ class LiveRun:
     ) -> list[RunEvent]:
         """Write ``items`` as consecutive events in one transaction (with ``also``'s work), then publish them."""
         async with self._lock:
+            staged = len(self._staged)
+            items = [*self._staged, *items]
             numbered = [(self._seq + n, kind, data, content) for n, (kind, data, content) in enumerate(items, 1)]
             events, self.cancel_requested = await self._store.append(self.ctx, self.run_id, numbered, also=also)
+            del self._staged[:staged]  # only once written: a failed write leaves them for the run's last word
             self._seq += len(events)
             self.events.extend(events)
         self._changed.set()
         return events
+
+    async def flush(self) -> None:
+        """Write staged events now."""
+        if self._staged:
+            await self.emit_many([])
 
     def close(self) -> None:
         self.done = True

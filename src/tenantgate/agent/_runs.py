@@ -160,43 +160,34 @@ class RunStore:
         also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> tuple[list[RunEvent], bool]:
         """Write events (and ``also``'s work) in one transaction; the events, and whether cancellation was asked."""
-        t = tables.runs
         async with self._db.tenant(ctx) as conn:
-            written = await self.insert_events(conn, ctx, run_id, events)
-            cancel = (
-                await conn.execute(
-                    sa.select(t.c.cancel_requested).where(t.c.tenant_id == ctx.tenant_id, t.c.id == run_id)
-                )
-            ).scalar_one()
+            written, cancel = await self._insert(conn, ctx, run_id, events)
             if also is not None:
                 await also(conn)  # last: it may audit, which locks the tenant's chain head until commit
-        return written, bool(cancel)
+        return written, cancel
+
+    async def insert_events(
+        self, conn: AsyncConnection, ctx: TenantContext, run_id: uuid.UUID, events: Sequence[NewEvent]
+    ) -> list[RunEvent]:
+        """Write events in the caller's transaction."""
+        return (await self._insert(conn, ctx, run_id, events))[0]
 
     @staticmethod
-    async def insert_events(
+    async def _insert(
         conn: AsyncConnection, ctx: TenantContext, run_id: uuid.UUID, events: Sequence[NewEvent]
-    ) -> list[RunEvent]:
-        t = tables.run_events
+    ) -> tuple[list[RunEvent], bool]:
+        # The run's cancellation flag comes back with the insert: no extra round trip per step.
+        t, r = tables.run_events, tables.runs
+        cancel = sa.select(r.c.cancel_requested).where(r.c.tenant_id == ctx.tenant_id, r.c.id == run_id)
         rows = (
             await conn.execute(
                 t.insert()
-                .values(
-                    [
-                        {
-                            "tenant_id": ctx.tenant_id,
-                            "run_id": run_id,
-                            "seq": seq,
-                            "kind": kind,
-                            "data": data,
-                            "content": content,
-                        }
-                        for seq, kind, data, content in events
-                    ]
-                )
-                .returning(*t.c)
+                .values([{"tenant_id": ctx.tenant_id, "run_id": run_id, "seq": seq, "kind": kind, "data": data,
+                          "content": content} for seq, kind, data, content in events])
+                .returning(*t.c, cancel.scalar_subquery().label("cancel_requested"))
             )
-        ).all()
-        return sorted((_event(r) for r in rows), key=lambda e: e.seq)
+        ).all()  # fmt: skip
+        return sorted((_event(row) for row in rows), key=lambda e: e.seq), any(row.cancel_requested for row in rows)
 
     async def finish(
         self,

@@ -299,13 +299,14 @@ class AgentRuntime:
                 "calls": [{"id": _short(c.id), "tool": _short(c.tool)} for c in plan.calls],
                 "usage": {"input_tokens": plan.usage.input_tokens, "output_tokens": plan.usage.output_tokens},
             }
+            live.stage("planner", stepped)  # written with the first tool call, or with the reply and the outcome
             if not plan.calls:
                 reply = plan.text or ""
-                await live.emit_many([("planner", stepped, None), ("reply", {"text": reply}, None)])
+                live.stage("reply", {"text": reply})
                 return reply
-            await live.emit("planner", stepped)
             conversation.turns.append(AssistantTurn(plan.text, plan.calls))
             results = [await self._call(ctx, live, call, state) for call in plan.calls]
+            await live.flush()  # every result is on record before the planner sees it
             conversation.turns.append(ToolResults(tuple(results)))
 
     async def _call(self, ctx: TenantContext, live: LiveRun, call: PlannedCall, state: _State) -> ToolResultItem:
@@ -362,23 +363,20 @@ class AgentRuntime:
         assert result is not None
         content = result.output if result.outcome is Outcome.SUCCEEDED else {"error": result.error}
         text = json.dumps(content, ensure_ascii=False, sort_keys=True)
-        await live.emit_many(
-            [
-                ("decision", decided, None),
-                (
-                    "tool_result",
-                    {
-                        "call_id": str(call_id),
-                        "tool": result.tool,
-                        "outcome": result.outcome.value,
-                        "error": result.error,
-                        "duration_ms": round(result.duration_ms, 2),
-                        "content_bytes": len(text.encode("utf-8")),
-                        "content_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-                    },
-                    text if state.keep_raw else None,
-                ),
-            ]
+        # Staged: written with the next call's tool_call event, or flushed before the planner's next step.
+        live.stage("decision", decided)
+        live.stage(
+            "tool_result",
+            {
+                "call_id": str(call_id),
+                "tool": result.tool,
+                "outcome": result.outcome.value,
+                "error": result.error,
+                "duration_ms": round(result.duration_ms, 2),
+                "content_bytes": len(text.encode("utf-8")),
+                "content_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            },
+            text if state.keep_raw else None,
         )
         return answer(result.outcome.value, content, error=result.outcome is not Outcome.SUCCEEDED)
 
