@@ -24,6 +24,7 @@ import httpx
 
 from tenantgate.context import TenantContext
 from tenantgate.egress import IPAddress
+from tenantgate.errors import NotFound
 from tenantgate.tools import Credential
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests", 500: "Internal Server Error",
@@ -151,8 +152,6 @@ class MemoryCredentials:
         self.used.append((ctx.tenant_id, name, tool))
         secret = self.secrets.get((ctx.tenant_id, name))
         if secret is None:
-            from tenantgate.errors import NotFound
-
             raise NotFound(f"No credential {name!r} in this tenant.")
         return Credential(id=uuid.uuid5(ctx.tenant_id, name), name=name, kind="api_key", provider=None, secret=secret)
 
