@@ -178,6 +178,18 @@ class Settings(BaseSettings):
     kms_region: str | None = None
     kms_endpoint_url: str | None = None
     key_provider_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # The agent runtime: limits per turn, and the platform's default planner. Real providers
+    # need explicit configuration; with nothing configured the scripted planner answers.
+    agent_step_limit: int = Field(default=8, ge=1, le=100)
+    agent_time_limit_s: float = Field(default=120.0, gt=0, le=3600)
+    agent_planner: Literal["scripted", "openai", "anthropic"] = "scripted"
+    agent_provider_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str | None = None
+    openai_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_model: str | None = None
+    anthropic_api_key: SecretStr | None = None
 
     @field_validator("jwt_issuers", mode="before")
     @classmethod
@@ -271,6 +283,13 @@ class Settings(BaseSettings):
                     f"TENANTGATE_R8R_ALLOWED_NODES names node types that run code or touch local paths "
                     f"({', '.join(code_nodes)}); saas mode never runs those: remove them."
                 )
+        if self.agent_planner == "openai" and not self.openai_model:
+            raise ConfigurationError("TENANTGATE_AGENT_PLANNER=openai needs TENANTGATE_OPENAI_MODEL.")
+        if self.agent_planner == "anthropic" and not self.anthropic_model:
+            raise ConfigurationError("TENANTGATE_AGENT_PLANNER=anthropic needs TENANTGATE_ANTHROPIC_MODEL.")
+        for name, base in (("OPENAI", self.openai_base_url), ("ANTHROPIC", self.anthropic_base_url)):
+            if not base.startswith(("https://", "http://")):
+                raise ConfigurationError(f"TENANTGATE_{name}_BASE_URL must be an http(s) URL.")
         urls = [self.database_url, self.admin_database_url, self.owner_database_url]
         for url in urls:
             if url is not None and not url.get_secret_value().startswith(("postgresql://", "postgres://")):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import ip_network
 
+from tenantgate.agent import AgentRuntime, PlannerFactory, PlannerHttp, ProviderDefaults, RuntimeLimits
 from tenantgate.audit import AuditLog
 from tenantgate.auth import (
     Authenticator,
@@ -26,8 +27,17 @@ from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicySt
 from tenantgate.redact import Redactor
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
-from tenantgate.tools import Executor, HttpSource, Tool, ToolPackage, ToolRegistry, ToolResources, load_plugins
-from tenantgate.tools.builtin import ProviderUrls, api_tools, self_hosted_tools
+from tenantgate.tools import (
+    CredentialSource,
+    Executor,
+    HttpSource,
+    Tool,
+    ToolPackage,
+    ToolRegistry,
+    ToolResources,
+    load_plugins,
+)
+from tenantgate.tools.builtin import ProviderUrls, api_tools, message_tools, self_hosted_tools
 from tenantgate.vault import CredentialStore, KeyProvider, Vault, key_provider_from_settings
 
 __all__ = ["Installation", "Services", "build_registry", "egress_policy", "tenant_domain_lists"]
@@ -142,6 +152,7 @@ class Services:
     redactor: Redactor
     vault: Vault
     credentials: CredentialStore
+    runtime: AgentRuntime
 
     @classmethod
     def build(
@@ -152,8 +163,17 @@ class Services:
         http: HttpSource | None = None,
         redactor: Redactor | None = None,
         key_provider: KeyProvider | None = None,
+        *,
+        planner_http: PlannerHttp | None = None,
+        credentials: CredentialSource | None = None,
     ) -> Services:
-        """Assemble the services. Pass ``redactor`` to share it with logging (``configure_logging``)."""
+        """Assemble the services.
+
+        Pass ``redactor`` to share it with logging (``configure_logging``). ``http``,
+        ``planner_http``, ``key_provider`` and ``credentials`` replace the real sources (tests
+        point them at loopback fakes); ``credentials`` then serves tools and planners instead
+        of the vault's store.
+        """
         settings = installation.settings
         db = db or installation.database()
         registry = registry if registry is not None else build_registry(settings)
@@ -168,10 +188,29 @@ class Services:
         http = http or EgressHttp(egress_policy(settings), lists=tenant_domain_lists(cache), audit=audit)
         vault = Vault(db=db, provider=key_provider or key_provider_from_settings(settings), audit=audit)
         # Every secret the vault opens is redacted wherever it shows up again in this process.
-        credentials = CredentialStore(db=db, vault=vault, audit=audit, known=redactor.known)
+        store = CredentialStore(db=db, vault=vault, audit=audit, known=redactor.known)
+        credentials = credentials or store
         executor = Executor(
             registry=registry, resources=ToolResources(http=http, credentials=credentials), redactor=redactor
         )
+        boundary = Boundary(gate=gate, executor=executor, confirmations=confirmations, audit=audit)
+        runtime = AgentRuntime(
+            db=db,
+            audit=audit,
+            boundary=boundary,
+            registry=registry,
+            policies=cache,
+            planners=PlannerFactory(
+                defaults=ProviderDefaults.from_settings(settings), http=planner_http, credentials=credentials
+            ),
+            limits=RuntimeLimits(step_limit=settings.agent_step_limit, time_limit_s=settings.agent_time_limit_s),
+        )
+        if "message@v1" not in registry:
+            # The message tool delivers through the runtime's sessions, so it joins the registry here.
+            tools, packages = message_tools(runtime)
+            registry.register_available(tools)
+            for package in packages:
+                registry.add_package(package)
         return cls(
             settings=settings,
             db=db,
@@ -185,11 +224,12 @@ class Services:
             policies=policies,
             policy_cache=cache,
             confirmations=confirmations,
-            boundary=Boundary(gate=gate, executor=executor, confirmations=confirmations, audit=audit),
+            boundary=boundary,
             http=http,
             redactor=redactor,
             vault=vault,
-            credentials=credentials,
+            credentials=store,
+            runtime=runtime,
         )
 
     async def start(self) -> None:

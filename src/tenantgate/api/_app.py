@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from tenantgate import __version__
+from tenantgate.api._agent_routes import router as agent_router
 from tenantgate.api._audit_routes import router as audit_router
 from tenantgate.api._confirmation_routes import router as confirmation_router
 from tenantgate.api._credential_routes import router as credential_router
@@ -60,6 +61,7 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(audit_router)
     app.include_router(platform_router)
     app.include_router(credential_router)
+    app.include_router(agent_router)
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(RequestContextMiddleware)

@@ -34,6 +34,8 @@ _STATUS = {
     "credential_unreadable": 500,
     "key_provider_unavailable": 503,
     "internal_error": 500,
+    "vendor_not_eligible": 403,
+    "planner_error": 502,
 }
 _HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
 

@@ -8,7 +8,16 @@ from tenantgate.gate._conditions import ArgCondition
 from tenantgate.gate._confirmations import ConfirmationInfo, Confirmations, ConfirmationStatus
 from tenantgate.gate._decision import Code, Decision, Verdict
 from tenantgate.gate._gate import Gate, PolicySource, ProposedCall, QuotaHook, args_digest, evaluate
-from tenantgate.gate._policy import AiRules, EgressRules, Forbid, Grant, Installation, PolicyDocument
+from tenantgate.gate._policy import (
+    AiRules,
+    EgressRules,
+    Forbid,
+    Grant,
+    Installation,
+    PlannerChoice,
+    PolicyDocument,
+    ScriptStep,
+)
 from tenantgate.gate._store import PolicyStore, PolicyVersion, SwitchInfo, SwitchScope
 
 __all__ = [
@@ -29,6 +38,7 @@ __all__ = [
     "Gate",
     "Grant",
     "Installation",
+    "PlannerChoice",
     "PolicyCache",
     "PolicyDocument",
     "PolicySource",
@@ -37,6 +47,7 @@ __all__ = [
     "PolicyVersion",
     "ProposedCall",
     "QuotaHook",
+    "ScriptStep",
     "SwitchInfo",
     "SwitchScope",
     "Switches",

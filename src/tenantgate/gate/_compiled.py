@@ -10,7 +10,7 @@ from types import MappingProxyType
 from tenantgate.context import PrincipalKind, Role, TenantContext
 from tenantgate.gate._compliance import ComplianceProfile
 from tenantgate.gate._conditions import Predicate, compile_condition
-from tenantgate.gate._policy import WILDCARD, Forbid, Grant, PolicyDocument
+from tenantgate.gate._policy import WILDCARD, Forbid, Grant, PlannerChoice, PolicyDocument
 from tenantgate.tools import ToolRegistry, ToolSpec
 
 __all__ = ["CompiledRule", "RuleSet", "Switches", "TenantView", "compile_policy"]
@@ -99,6 +99,7 @@ class TenantView:
     egress_allow: frozenset[str] = frozenset()
     egress_deny: frozenset[str] = frozenset()
     ai_vendors: frozenset[str] = frozenset()
+    ai_planner: PlannerChoice | None = None
 
 
 def _compile(rule: Grant | Forbid) -> CompiledRule:
@@ -157,4 +158,5 @@ def compile_policy(
         egress_allow=frozenset(document.egress.allow_domains),
         egress_deny=frozenset(document.egress.deny_domains),
         ai_vendors=frozenset(document.ai.vendors),
+        ai_planner=document.ai.planner,
     )

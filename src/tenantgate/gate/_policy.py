@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tenantgate.context import PrincipalKind, Role
 from tenantgate.egress import validate_domain_pattern
@@ -18,7 +20,17 @@ from tenantgate.errors import ConfigurationError, InvalidInput
 from tenantgate.gate._conditions import ArgCondition
 from tenantgate.tools import ToolRegistry
 
-__all__ = ["WILDCARD", "AiRules", "EgressRules", "Forbid", "Grant", "Installation", "PolicyDocument"]
+__all__ = [
+    "WILDCARD",
+    "AiRules",
+    "EgressRules",
+    "Forbid",
+    "Grant",
+    "Installation",
+    "PlannerChoice",
+    "PolicyDocument",
+    "ScriptStep",
+]
 
 WILDCARD = "*"
 _RULE_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -72,16 +84,70 @@ class EgressRules(BaseModel):
     deny_domains: list[str] = Field(default_factory=list, max_length=500)
 
 
+class ScriptStep(BaseModel):
+    """One step of a scripted planner: tool calls to propose, or the final reply."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    calls: list[dict[str, Any]] = Field(default_factory=list, max_length=20, description="[{tool, arguments}]")
+    reply: str | None = Field(None, max_length=20_000)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScriptStep:
+        if bool(self.calls) == (self.reply is not None):
+            raise ValueError("a script step has either calls or a reply")
+        for call in self.calls:
+            if set(call) - {"tool", "arguments"} or not isinstance(call.get("tool"), str):
+                raise ValueError("a scripted call is {tool: name, arguments: {...}}")
+            if not isinstance(call.get("arguments", {}), dict):
+                raise ValueError("scripted call arguments must be an object")
+        return self
+
+
+class PlannerChoice(BaseModel):
+    """The tenant's model: provider, model, base URL and the *name* of the tenant credential with its key.
+
+    ``vendor`` is what eligibility is checked against (default: the provider's name); an
+    OpenAI-compatible server run by someone else names its own vendor here.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: Literal["openai", "anthropic", "scripted"]
+    model: str | None = Field(None, min_length=1, max_length=200)
+    base_url: str | None = Field(None, max_length=500)
+    credential: str | None = Field(None, min_length=1, max_length=100)
+    vendor: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    instructions: str = Field("", max_length=20_000, description="The tenant's prompt layer, below the platform's.")
+    max_tokens: int = Field(1024, ge=1, le=64_000)
+    script: list[ScriptStep] = Field(default_factory=list, max_length=100)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+                raise ValueError("base_url must be an http(s) URL without query or fragment")
+        return value
+
+    @property
+    def vendor_name(self) -> str | None:
+        """The vendor that would receive data; None for the scripted planner, which sends nothing."""
+        return None if self.provider == "scripted" else (self.vendor or self.provider)
+
+
 class AiRules(BaseModel):
-    """Which model providers may receive this tenant's data (seed 003, vendor eligibility).
+    """Which model providers may receive this tenant's data (seed 003, vendor eligibility), and its planner.
 
     Empty means none: a tenant opts in to each external provider explicitly. The scripted planner
-    sends nothing anywhere and needs no entry.
+    sends nothing anywhere and needs no entry. ``planner`` unset: the platform's default planner.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     vendors: list[str] = Field(default_factory=list, max_length=50)
+    planner: PlannerChoice | None = None
 
 
 class PolicyDocument(BaseModel):

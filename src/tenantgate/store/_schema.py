@@ -185,3 +185,63 @@ credentials = sa.Table(
     sa.Column("updated_at", _ts, nullable=False),
     sa.Column("updated_by", UUID(as_uuid=True), nullable=False),
 )
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("created_by", UUID(as_uuid=True), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("session_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("started_by", UUID(as_uuid=True), nullable=False),
+    sa.Column("started_by_kind", sa.Text, nullable=False),
+    sa.Column("execution_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("planner", sa.Text, nullable=False),
+    sa.Column("model", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("error_code", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("steps", sa.Integer, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("confirmation_id", UUID(as_uuid=True)),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    sa.Column("started_at", _ts, nullable=False),
+    sa.Column("finished_at", _ts),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("session_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("run_id", UUID(as_uuid=True)),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+)
+
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("data", JSONB, nullable=False),
+    sa.Column("content", sa.Text),
+    sa.Column("occurred_at", _ts, nullable=False),
+)

@@ -8,6 +8,7 @@ need a local capability exist only in ``self_hosted``.
 from tenantgate.tools.builtin._api import api_tools
 from tenantgate.tools.builtin._files import workspace_tools
 from tenantgate.tools.builtin._local import self_hosted_tools
+from tenantgate.tools.builtin._message import MESSAGE_PACKAGE, MessageArgs, MessageSent, Outbox, message_tools
 from tenantgate.tools.builtin._provider import ProviderUrls, ToolFailed
 from tenantgate.tools.builtin._r8r import judge_workflow, r8r_tools
 from tenantgate.tools.builtin._sandbox import INSTALL_HINT, Limits, Sandbox, SandboxResult
@@ -19,10 +20,14 @@ from tenantgate.tools.builtin._workspace import Entry, Listing, Workspace, Works
 
 __all__ = [
     "INSTALL_HINT",
+    "MESSAGE_PACKAGE",
     "BraveSearch",
     "Entry",
     "Limits",
     "Listing",
+    "MessageArgs",
+    "MessageSent",
+    "Outbox",
     "ProviderUrls",
     "Sandbox",
     "SandboxResult",
@@ -34,6 +39,7 @@ __all__ = [
     "Workspaces",
     "api_tools",
     "judge_workflow",
+    "message_tools",
     "r8r_tools",
     "self_hosted_tools",
     "sheets_tools",

@@ -1,0 +1,389 @@
+"""The turn loop: user message -> planner -> schema check -> gate -> tool -> data block -> ... -> reply.
+
+Each turn is a *run*. The agent acts as an AI execution context derived from the caller
+(``ctx.for_ai_execution(run_id)``), so the gate sees ``ai_execution`` acting for the caller and
+every tool call goes through the boundary with the run id. The loop is bounded by a step
+limit, a wall-clock limit and cancellation; every way a run can end, including a crash, is
+recorded on the run row with its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tenantgate.agent._choice import PlannerFactory
+from tenantgate.agent._live import LiveRun
+from tenantgate.agent._planner import (
+    AssistantTurn,
+    Conversation,
+    PlannedCall,
+    Planner,
+    ToolResultItem,
+    ToolResults,
+    Usage,
+    UserTurn,
+)
+from tenantgate.agent._prompt import data_block, system_prompt
+from tenantgate.agent._runs import RunInfo, RunStatus, RunStore
+from tenantgate.agent._sessions import HTTP_CHANNEL, MAX_MESSAGE, MessageInfo, SessionStore
+from tenantgate.audit import AuditLog
+from tenantgate.context import PrincipalKind, TenantContext
+from tenantgate.errors import InvalidInput, PermissionDenied, TenantgateError
+from tenantgate.gate import Boundary, PolicySource, ProposedCall, TenantView, Verdict, args_digest
+from tenantgate.logs import get_logger
+from tenantgate.store import Database
+from tenantgate.tools import Outcome, ToolRegistry, ToolSpec
+
+__all__ = ["AgentRuntime", "RuntimeLimits", "TurnResult"]
+
+_log = get_logger("tenantgate.agent")
+_TEXT = 200  # model-proposed names echoed into events are bounded
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeLimits:
+    step_limit: int = 8  # planner answers per run
+    time_limit_s: float = 120.0  # wall clock per run
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    """How a run ended: the reply, or what a human must confirm, or why it failed."""
+
+    run_id: uuid.UUID
+    session_id: uuid.UUID
+    status: RunStatus
+    reply: str | None
+    steps: int
+    usage: Usage
+    confirmation_id: uuid.UUID | None = None
+    error_code: str | None = None
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "run_id": str(self.run_id),
+            "session_id": str(self.session_id),
+            "status": self.status.value,
+            "reply": self.reply,
+            "steps": self.steps,
+            "usage": {"input_tokens": self.usage.input_tokens, "output_tokens": self.usage.output_tokens},
+            "confirmation_id": str(self.confirmation_id) if self.confirmation_id else None,
+            "error": {"code": self.error_code, "message": self.reason} if self.error_code else None,
+        }
+
+
+class _Ended(Exception):
+    """Ends the loop with an outcome other than a reply."""
+
+    def __init__(self, status: RunStatus, code: str | None, reason: str, confirmation_id: uuid.UUID | None = None):
+        super().__init__(reason)
+        self.status, self.code, self.reason, self.confirmation_id = status, code, reason, confirmation_id
+
+
+def _short(text: str) -> str:
+    return text[:_TEXT] if text.isprintable() else text.encode("unicode_escape").decode("ascii")[:_TEXT]
+
+
+def _schema_errors(spec: ToolSpec, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    """The model's arguments checked against the tool's schema, before the gate sees them."""
+    unknown = [_short(str(k)) for k in arguments if k not in spec.argument_names]
+    if unknown:
+        return [{"loc": [name], "msg": "unknown argument", "type": "extra_forbidden"} for name in unknown]
+    try:
+        spec.arguments.model_validate(arguments)
+    except ValidationError as exc:
+        return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    except (TypeError, ValueError) as exc:
+        return [{"loc": [], "msg": str(exc)[:_TEXT], "type": "value_error"}]
+    return []
+
+
+class AgentRuntime:
+    """Runs agent turns for sessions; also the outbox the ``message`` tool delivers through."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: AuditLog,
+        boundary: Boundary,
+        registry: ToolRegistry,
+        policies: PolicySource,
+        planners: PlannerFactory,
+        limits: RuntimeLimits | None = None,
+    ) -> None:
+        self.sessions = SessionStore(db=db, audit=audit)
+        self.runs = RunStore(db=db, audit=audit)
+        self._db = db
+        self._boundary = boundary
+        self._registry = registry
+        self._policies = policies
+        self._planners = planners
+        self._limits = limits or RuntimeLimits()
+        self._live: dict[uuid.UUID, LiveRun] = {}
+
+    # --- starting, awaiting, cancelling -------------------------------------------------
+
+    async def start_turn(self, ctx: TenantContext, session_id: uuid.UUID, text: str) -> LiveRun:
+        """Record the run and the user's message, then run the turn in the background."""
+        if ctx.kind is PrincipalKind.AI_EXECUTION:
+            raise PermissionDenied("An AI execution cannot start another agent run.")
+        if not text.strip() or len(text) > MAX_MESSAGE:
+            raise InvalidInput(f"A message needs 1 to {MAX_MESSAGE} characters of text.")
+        view = await self._policies.view(ctx)
+        choice = self._planners.choice(view)
+        run_id = uuid.uuid4()
+        model = self._planners.model_for(choice)
+        execution = ctx.for_ai_execution(run_id)
+        async with self._db.tenant(ctx) as conn:
+            await self.sessions.get_in(conn, ctx, session_id)
+            history = await self.sessions.history(conn, ctx, session_id)
+            await self.runs.start(
+                conn,
+                ctx,
+                run_id=run_id,
+                session_id=session_id,
+                execution=execution,
+                planner=choice.provider,
+                model=model,
+            )
+            await self.sessions.add_in(conn, ctx, session_id, role="user", content=text, run_id=run_id)
+            started = {"session_id": str(session_id), "execution_id": str(execution.principal_id)}
+            written = await self.runs.insert_events(conn, ctx, run_id, [(1, "started", started, None)])
+            await self.runs.audit_started(conn, ctx, run_id=run_id, session_id=session_id, planner=choice.provider,
+                                          model=model)  # fmt: skip
+        live = LiveRun(ctx=ctx, run_id=run_id, session_id=session_id, store=self.runs, written=written)
+        conversation = Conversation(system_prompt(choice.instructions))
+        conversation.turns.extend(
+            UserTurn(m.content) if m.role == "user" else AssistantTurn(m.content) for m in history
+        )
+        conversation.turns.append(UserTurn(text))
+        self._live[run_id] = live
+        live.task = asyncio.create_task(self._drive(ctx, execution, view, live, conversation))
+        return live
+
+    async def run_turn(self, ctx: TenantContext, session_id: uuid.UUID, text: str) -> TurnResult:
+        """Start a turn and wait for its end. A caller that goes away does not stop the run."""
+        live = await self.start_turn(ctx, session_id, text)
+        assert live.task is not None
+        result: TurnResult = await asyncio.shield(live.task)
+        return result
+
+    async def cancel(self, ctx: TenantContext, run_id: uuid.UUID) -> RunInfo:
+        """Flag the run; if it runs in this process, stop it now. It is recorded as cancelled."""
+        info = await self.runs.request_cancel(ctx, run_id)
+        live = self._live.get(run_id)
+        if live is not None and live.ctx.tenant_id == ctx.tenant_id and live.task is not None:
+            live.task.cancel()
+            await asyncio.wait({live.task})
+            info = await self.runs.get(ctx, run_id, with_events=False)
+        return info
+
+    def live(self, ctx: TenantContext, run_id: uuid.UUID) -> LiveRun | None:
+        live = self._live.get(run_id)
+        return live if live is not None and live.ctx.tenant_id == ctx.tenant_id else None
+
+    # --- the message tool's outbox -------------------------------------------------------
+
+    async def deliver(
+        self, ctx: TenantContext, run_id: uuid.UUID | None, content: str, *, channel: str | None, chat_id: str | None
+    ) -> MessageInfo:
+        """Send ``content`` on the run's own session channel: an outbound message row and a run event."""
+        live = self._live.get(run_id) if run_id is not None else None
+        if live is None or live.ctx.tenant_id != ctx.tenant_id:
+            raise InvalidInput("The message tool sends on an agent session's channel; it runs only inside a run.")
+        if channel not in (None, HTTP_CHANNEL):
+            raise InvalidInput(f"This session's channel is {HTTP_CHANNEL!r}; it cannot send on {channel!r}.")
+        if chat_id not in (None, str(live.session_id)):
+            raise InvalidInput("chat_id names another conversation; the message tool only answers in its own.")
+        message = await self.sessions.add(
+            ctx, live.session_id, role="assistant", content=content, run_id=run_id, kind="outbound"
+        )
+        await live.emit("message", {"message_id": str(message.id), "channel": HTTP_CHANNEL, "content": content})
+        return message
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def _drive(
+        self, ctx: TenantContext, execution: TenantContext, view: TenantView, live: LiveRun, conversation: Conversation
+    ) -> TurnResult:
+        state = _State(keep_raw=view.compliance.keep_raw_content, visible=view.visible)
+        planner: Planner | None = None
+        status, code, reason, confirmation = RunStatus.COMPLETED, None, None, None
+        reply: str | None = None
+        try:
+            async with asyncio.timeout(self._limits.time_limit_s):
+                if view.switches.ai or view.switches.all:
+                    raise _Ended(RunStatus.FAILED, "kill_switch", "A kill switch stops AI execution for this tenant.")
+                planner = await self._planners.open(execution, view, run_id=live.run_id)
+                reply = await self._loop(execution, view, planner, live, conversation, state)
+        except _Ended as ended:
+            status, code, reason, confirmation = ended.status, ended.code, ended.reason, ended.confirmation_id
+        except TimeoutError:
+            status, code = RunStatus.FAILED, "time_limit"
+            reason = f"The run did not finish within {self._limits.time_limit_s:g} s."
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # we own this task: record the outcome, then end normally
+            status, code, reason = RunStatus.CANCELLED, "cancelled", "The run was cancelled."
+        except TenantgateError as exc:
+            status, code, reason = RunStatus.FAILED, exc.code, exc.message
+        except Exception as exc:  # noqa: BLE001 - a bug fails this run, recorded; it does not vanish
+            _log.exception("run.crashed", run_id=str(live.run_id), error_type=type(exc).__name__)
+            status, code, reason = RunStatus.FAILED, "internal_error", f"The run failed ({type(exc).__name__})."
+        finally:
+            if planner is not None:
+                await planner.aclose()
+        if status is RunStatus.AWAITING_CONFIRMATION:
+            reply = reason
+        result = TurnResult(
+            live.run_id, live.session_id, status, reply, state.steps, state.usage, confirmation, code, reason
+        )
+        try:
+            await self._finish(ctx, live, result)
+        finally:
+            live.close()
+            self._live.pop(live.run_id, None)
+        return result
+
+    async def _finish(self, ctx: TenantContext, live: LiveRun, result: TurnResult) -> None:
+        """The ``finished`` event, the run's outcome, ``run.finished`` and the reply: one transaction."""
+
+        async def record(conn: AsyncConnection) -> None:
+            if result.reply:
+                await self.sessions.add_in(conn, ctx, live.session_id, role="assistant",
+                                           content=result.reply[:MAX_MESSAGE], run_id=live.run_id)  # fmt: skip
+            await self.runs.finish(conn, ctx, live.run_id, status=result.status, error_code=result.error_code,
+                                   reason=result.reason, steps=result.steps, usage=result.usage,
+                                   confirmation_id=result.confirmation_id)  # fmt: skip
+
+        await live.emit_many([("finished", result.as_json(), None)], also=record)
+
+    async def _loop(
+        self,
+        ctx: TenantContext,
+        view: TenantView,
+        planner: Planner,
+        live: LiveRun,
+        conversation: Conversation,
+        state: _State,
+    ) -> str:
+        tools = [t.spec for t in (self._registry.get(n) for n in sorted(view.visible)) if t is not None]
+        while True:
+            if live.cancel_requested:  # read back with every event write, so another process's cancel counts
+                raise _Ended(RunStatus.CANCELLED, "cancelled", "The run was cancelled.")
+            if state.steps >= self._limits.step_limit:
+                raise _Ended(
+                    RunStatus.FAILED,
+                    "step_limit",
+                    f"The run stopped after {self._limits.step_limit} planner steps without a reply.",
+                )
+            plan = await planner.plan(conversation, tools)
+            state.steps += 1
+            state.usage += plan.usage
+            stepped: dict[str, Any] = {
+                "step": state.steps,
+                "planner": planner.name,
+                "model": planner.model,
+                "stop_reason": plan.stop_reason,
+                "calls": [{"id": _short(c.id), "tool": _short(c.tool)} for c in plan.calls],
+                "usage": {"input_tokens": plan.usage.input_tokens, "output_tokens": plan.usage.output_tokens},
+            }
+            live.stage("planner", stepped)  # written with the first tool call, or with the reply and the outcome
+            if not plan.calls:
+                reply = plan.text or ""
+                live.stage("reply", {"text": reply})
+                return reply
+            conversation.turns.append(AssistantTurn(plan.text, plan.calls))
+            results = [await self._call(ctx, live, call, state) for call in plan.calls]
+            await live.flush()  # every result is on record before the planner sees it
+            conversation.turns.append(ToolResults(tuple(results)))
+
+    async def _call(self, ctx: TenantContext, live: LiveRun, call: PlannedCall, state: _State) -> ToolResultItem:
+        """One proposed call: read, schema-checked, decided, run; answered to the model as a data block."""
+        call_id = uuid.uuid4()
+        tool = _short(call.tool)
+        event: dict[str, Any] = {"call_id": str(call_id), "planner_call_id": _short(call.id), "tool": tool}
+        if call.arguments is not None:
+            event["args_digest"] = args_digest(call.arguments)
+        await live.emit("tool_call", event)
+
+        def answer(outcome: str, content: Any, *, error: bool = True) -> ToolResultItem:
+            return ToolResultItem(
+                call.id, data_block(tool=tool, call_id=str(call_id), outcome=outcome, content=content), is_error=error
+            )
+
+        if call.arguments is None:
+            problem = call.error or "the call could not be read"
+            await live.emit("tool_result", {"call_id": str(call_id), "outcome": "malformed", "error": problem})
+            return answer("malformed", {"error": f"Malformed tool call: {problem}. Send arguments as a JSON object."})
+        registered = self._registry.get(call.tool) if call.tool in state.visible else None
+        if registered is not None:
+            errors = _schema_errors(registered.spec, call.arguments)
+            if errors:
+                await live.emit(
+                    "tool_result", {"call_id": str(call_id), "outcome": "invalid_arguments", "details": errors}
+                )
+                return answer(
+                    "invalid_arguments",
+                    {"error": "The arguments do not match the tool's schema; nothing was run.", "details": errors},
+                )
+
+        outcome = await self._boundary.call(
+            ctx, ProposedCall(tool=call.tool, arguments=call.arguments), run_id=live.run_id, call_id=call_id
+        )
+        decision = outcome.decision
+        decided: dict[str, Any] = {"call_id": str(call_id), **decision.summary()}
+        if outcome.confirmation is not None:
+            decided["confirmation_id"] = str(outcome.confirmation.id)
+        if decision.verdict is not Verdict.ALLOW:
+            await live.emit("decision", decided)
+        if decision.verdict is Verdict.CONFIRM:
+            assert outcome.confirmation is not None
+            raise _Ended(
+                RunStatus.AWAITING_CONFIRMATION,
+                "confirmation_required",
+                f"{decision.tool} needs a human's approval before it can run: confirmation "
+                f"{outcome.confirmation.id}. Approve it, then call the tool with that confirmation id.",
+                outcome.confirmation.id,
+            )
+        if decision.verdict is Verdict.DENY:
+            return answer("denied", {"code": decision.code.value, "reason": decision.reason})
+        result = outcome.result
+        assert result is not None
+        content = result.output if result.outcome is Outcome.SUCCEEDED else {"error": result.error}
+        text = json.dumps(content, ensure_ascii=False, sort_keys=True)
+        # Staged: written with the next call's tool_call event, or flushed before the planner's next step.
+        live.stage("decision", decided)
+        live.stage(
+            "tool_result",
+            {
+                "call_id": str(call_id),
+                "tool": result.tool,
+                "outcome": result.outcome.value,
+                "error": result.error,
+                "duration_ms": round(result.duration_ms, 2),
+                "content_bytes": len(text.encode("utf-8")),
+                "content_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            },
+            text if state.keep_raw else None,
+        )
+        return answer(result.outcome.value, content, error=result.outcome is not Outcome.SUCCEEDED)
+
+
+@dataclass(slots=True)
+class _State:
+    keep_raw: bool  # the compliance mode may forbid keeping raw tool content
+    visible: frozenset[str]  # the tenant's installed tools: only their schemas are checked (and explained) here
+    steps: int = 0
+    usage: Usage = field(default_factory=Usage)
