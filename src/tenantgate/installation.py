@@ -6,8 +6,11 @@ same parts the same way, and tests can assemble them against their own database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_network
+
+import httpx
 
 from tenantgate.agent import AgentRuntime, PlannerFactory, PlannerHttp, ProviderDefaults, RuntimeLimits
 from tenantgate.audit import AuditLog
@@ -21,7 +24,7 @@ from tenantgate.auth import (
 )
 from tenantgate.config import Settings
 from tenantgate.context import TenantContext
-from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader
+from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader, Resolver
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
 from tenantgate.redact import Redactor
@@ -40,7 +43,7 @@ from tenantgate.tools import (
 from tenantgate.tools.builtin import ProviderUrls, api_tools, message_tools, self_hosted_tools
 from tenantgate.vault import CredentialStore, KeyProvider, Vault, key_provider_from_settings
 
-__all__ = ["Installation", "Services", "build_registry", "egress_policy", "tenant_domain_lists"]
+__all__ = ["Installation", "Outside", "Services", "build_registry", "egress_policy", "tenant_domain_lists"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,20 @@ def egress_policy(settings: Settings) -> EgressPolicy:
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outside:
+    """How tools and planners reach the outside world: one egress policy, and the resolver and dialer.
+
+    Unset, the platform policy from the settings and the system's resolver and sockets. Tests and
+    ``tenantgate demo`` give a resolver that knows only their fake hosts and a dialer that reaches
+    only 127.0.0.1, so the real network is never touched.
+    """
+
+    policy: EgressPolicy
+    resolver: Resolver | None = None
+    dialer: Callable[[], httpx.AsyncBaseTransport] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """The services one process runs with, built once from an installation."""
@@ -165,12 +182,13 @@ class Services:
         key_provider: KeyProvider | None = None,
         *,
         planner_http: PlannerHttp | None = None,
+        outside: Outside | None = None,
         credentials: CredentialSource | None = None,
     ) -> Services:
         """Assemble the services.
 
         Pass ``redactor`` to share it with logging (``configure_logging``). ``http``,
-        ``planner_http``, ``key_provider`` and ``credentials`` replace the real sources (tests
+        ``outside``, ``planner_http``, ``key_provider`` and ``credentials`` replace the real sources (tests
         point them at loopback fakes); ``credentials`` then serves tools and planners instead
         of the vault's store.
         """
@@ -185,7 +203,17 @@ class Services:
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit, redactor=redactor)
         gate = Gate(registry=registry, policies=cache)
-        http = http or EgressHttp(egress_policy(settings), lists=tenant_domain_lists(cache), audit=audit)
+        outside = outside or Outside(policy=egress_policy(settings))
+        http = http or EgressHttp(
+            outside.policy,
+            lists=tenant_domain_lists(cache),
+            audit=audit,
+            resolver=outside.resolver,
+            dialer=outside.dialer,
+        )
+        if planner_http is None and (outside.resolver or outside.dialer):
+            dialer = outside.dialer() if outside.dialer is not None else None
+            planner_http = PlannerHttp(policy=outside.policy, resolver=outside.resolver, dialer=dialer)
         vault = Vault(db=db, provider=key_provider or key_provider_from_settings(settings), audit=audit)
         # Every secret the vault opens is redacted wherever it shows up again in this process.
         store = CredentialStore(db=db, vault=vault, audit=audit, known=redactor.known)

@@ -14,6 +14,7 @@ import typer
 from tenantgate.cli._audit import audit_app
 from tenantgate.cli._common import err
 from tenantgate.cli._db import db_app
+from tenantgate.cli._demo import demo
 from tenantgate.cli._keys import keys_app
 from tenantgate.cli._platform import platform_app
 from tenantgate.cli._policy import kill_switch_app, policy_app
@@ -27,6 +28,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(help="tenantgate: the capability boundary for multi-tenant AI agents.", no_args_is_help=True)
 app.command()(serve)
+app.command()(demo)
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(principals_app, name="principals")
