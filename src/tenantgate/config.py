@@ -113,6 +113,15 @@ class Settings(BaseSettings):
     plugins: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # Tenant schedules (cron jobs, heartbeat tasks). Unset: the mode's defaults, conservative in
+    # saas (20 jobs, 5 min; 10 heartbeats, 15 min) and generous in self_hosted (see schedules/_limits.py).
+    cron_max_jobs: int | None = Field(default=None, ge=0, le=100_000)
+    cron_min_interval_seconds: int | None = Field(default=None, ge=60, le=86_400)
+    heartbeat_max_tasks: int | None = Field(default=None, ge=0, le=10_000)
+    heartbeat_min_interval_seconds: int | None = Field(default=None, ge=60, le=86_400)
+    # The most skill text that enters a prompt's tenant layer.
+    skills_prompt_max_chars: int = Field(default=8000, ge=500, le=100_000)
+
     @field_validator("jwt_issuers", mode="before")
     @classmethod
     def _parse_issuers(cls, value: Any) -> Any:

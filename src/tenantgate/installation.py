@@ -20,9 +20,13 @@ from tenantgate.auth import (
 from tenantgate.config import Settings
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
+from tenantgate.memory import MemoryStore
+from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
+from tenantgate.skills import SkillStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
-from tenantgate.tools import Executor, ToolRegistry, load_plugins
+from tenantgate.tools import Executor, Tool, ToolPackage, ToolRegistry, load_plugins
+from tenantgate.tools.builtin import cron_tools, heartbeat_tools, memory_tools, skill_tools
 
 __all__ = ["Installation", "Services", "build_registry"]
 
@@ -79,9 +83,29 @@ class Installation:
         )
 
 
-def build_registry(settings: Settings) -> ToolRegistry:
-    """The process's tools: built-ins this mode allows, then the operator's plugins."""
+def build_registry(
+    settings: Settings,
+    *,
+    memory: MemoryStore | None = None,
+    cron: CronStore | None = None,
+    heartbeat: HeartbeatStore | None = None,
+    skills: SkillStore | None = None,
+) -> ToolRegistry:
+    """The process's tools: built-ins this mode allows (those whose stores are given), then the operator's plugins."""
     registry = ToolRegistry(settings.mode)
+    families: list[tuple[list[Tool], list[ToolPackage]]] = []
+    if memory is not None:
+        families.append(memory_tools(memory))
+    if cron is not None:
+        families.append(cron_tools(cron))
+    if heartbeat is not None:
+        families.append(heartbeat_tools(heartbeat))
+    if skills is not None:
+        families.append(skill_tools(skills))
+    for tools, packages in families:
+        registry.register_available(tools)
+        for package in packages:
+            registry.add_package(package)
     load_plugins(registry, settings.plugins)
     return registry
 
@@ -103,6 +127,10 @@ class Services:
     policy_cache: PolicyCache
     confirmations: Confirmations
     boundary: Boundary
+    memory: MemoryStore
+    cron: CronStore
+    heartbeat: HeartbeatStore
+    skills: SkillStore
 
     @classmethod
     def build(
@@ -110,9 +138,16 @@ class Services:
     ) -> Services:
         settings = installation.settings
         db = db or installation.database()
-        registry = registry if registry is not None else build_registry(settings)
         jwt = JwtVerifier(settings.jwt_issuers) if settings.jwt_issuers else None
         audit = AuditLog(db=db)
+        # Tenant-state stores exist before the registry: the built-in tools are built over them.
+        limits = ScheduleLimits.from_settings(settings)
+        memory = MemoryStore(db=db, audit=audit)
+        cron = CronStore(db=db, audit=audit, limits=limits)
+        heartbeat = HeartbeatStore(db=db, audit=audit, limits=limits)
+        skills = SkillStore(db=db, audit=audit, prompt_max_chars=settings.skills_prompt_max_chars)
+        if registry is None:
+            registry = build_registry(settings, memory=memory, cron=cron, heartbeat=heartbeat, skills=skills)
         policies = PolicyStore(db=db, registry=registry, audit=audit)
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit)
@@ -133,6 +168,10 @@ class Services:
             boundary=Boundary(
                 gate=gate, executor=Executor(registry=registry), confirmations=confirmations, audit=audit
             ),
+            memory=memory,
+            cron=cron,
+            heartbeat=heartbeat,
+            skills=skills,
         )
 
     async def start(self) -> None:

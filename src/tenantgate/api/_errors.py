@@ -29,6 +29,7 @@ _STATUS = {
     "policy_unavailable": 503,
     "capability_denied": 403,
     "egress_denied": 403,
+    "quota_exceeded": 429,
     "internal_error": 500,
 }
 _HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}

@@ -5,4 +5,9 @@ services they need; the installation registers them for the deployment mode, so 
 need a local capability exist only in ``self_hosted``.
 """
 
-__all__: list[str] = []
+from tenantgate.tools.builtin._cron import cron_tools
+from tenantgate.tools.builtin._heartbeat import heartbeat_tools
+from tenantgate.tools.builtin._memory import memory_tools
+from tenantgate.tools.builtin._skills import skill_tools
+
+__all__ = ["cron_tools", "heartbeat_tools", "memory_tools", "skill_tools"]
