@@ -40,9 +40,7 @@ async def test_audit_events_record_sizes_not_content(services: Services, tenant_
     assert "2027" not in str(dict(record.payload))
 
 
-async def test_search_is_ranked_full_text_with_web_syntax_and_tags(
-    services: Services, tenant_a: TenantFixture
-) -> None:
+async def test_search_is_ranked_full_text_with_web_syntax_and_tags(services: Services, tenant_a: TenantFixture) -> None:
     store, ctx = services.memory, tenant_a.system
     await store.put(ctx, "invoices", "Invoices are paid within 30 days.", title="Invoice policy", tags=["finance"])
     await store.put(ctx, "travel", "Book trains for trips under 500 km; invoices go to finance.", tags=["travel"])
@@ -117,10 +115,9 @@ async def test_sql_level_isolation_and_immutable_history(
                 " VALUES (%s, gen_random_uuid(), 'evil', 'x', 1, gen_random_uuid(), gen_random_uuid())",
                 [tenant_a.id],
             )
-    with as_app(test_db, tenant_a.id) as conn:
-        # History is append-only for the app role, even inside the owning tenant.
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("UPDATE tenantgate.memory_versions SET content = 'rewritten'")
+    # History is append-only for the app role, even inside the owning tenant.
+    with as_app(test_db, tenant_a.id) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("UPDATE tenantgate.memory_versions SET content = 'rewritten'")
     with as_app(test_db, tenant_a.id) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("DELETE FROM tenantgate.memory_entries")
 
