@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from tenantgate.cli import app
+from tenantgate.config import Settings
 from tenantgate.errors import Conflict, InvalidInput, NotFound, RoleRequired
 from tenantgate.installation import Services
 from tenantgate.skills import SkillStore
@@ -197,3 +201,23 @@ async def test_bad_skill_input_changes_nothing(services: Services, tenant_a: Ten
     with pytest.raises(InvalidInput):
         await services.skills.publish("no front matter")
     assert await services.skills.installed(tenant_a.system) == []
+
+
+def test_cli_publishes_skill_files_after_checking_all_of_them(
+    test_db: DatabaseFixture, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {"DATABASE_URL": test_db.urls.app, "ADMIN_DATABASE_URL": test_db.urls.admin,
+                        "DB_ROLE_PREFIX": settings.db_role_prefix, "PEPPER": "p" * 40}.items():  # fmt: skip
+        monkeypatch.setenv(f"TENANTGATE_{name}", value)
+    good, bad = tmp_path / "good.md", tmp_path / "bad.md"
+    name = unique("cli")
+    good.write_text(skill(name), encoding="utf-8")
+    bad.write_text("---\nname: x\n---\nno description\n", encoding="utf-8")
+    refused = CliRunner().invoke(app, ["skills", "publish", str(good), str(bad)])
+    assert isinstance(refused.exception, InvalidInput)
+    assert "bad.md" in refused.exception.message
+    published = CliRunner().invoke(app, ["skills", "publish", str(good)])
+    assert published.exit_code == 0, published.output
+    assert f"Published {name} version 1." in published.output
+    with psycopg.connect(test_db.urls.admin) as conn:
+        assert conn.execute("SELECT version FROM tenantgate.skill_catalog WHERE name = %s", [name]).fetchall() == [(1,)]

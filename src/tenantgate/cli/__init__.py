@@ -19,6 +19,7 @@ from tenantgate.cli._platform import platform_app
 from tenantgate.cli._policy import kill_switch_app, policy_app
 from tenantgate.cli._principals import principals_app
 from tenantgate.cli._serve import serve
+from tenantgate.cli._skills import skills_app
 from tenantgate.cli._tenants import tenants_app
 from tenantgate.errors import TenantgateError
 
@@ -34,6 +35,7 @@ app.add_typer(platform_app, name="platform")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(kill_switch_app, name="kill-switch")
+app.add_typer(skills_app, name="skills")
 
 
 def main() -> None:
