@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -221,3 +222,12 @@ def test_cli_publishes_skill_files_after_checking_all_of_them(
     assert f"Published {name} version 1." in published.output
     with psycopg.connect(test_db.urls.admin) as conn:
         assert conn.execute("SELECT version FROM tenantgate.skill_catalog WHERE name = %s", [name]).fetchall() == [(1,)]
+
+
+async def test_concurrent_authoring_of_one_new_skill_makes_one_skill(
+    services: Services, tenant_a: TenantFixture
+) -> None:
+    name = unique("race")
+    written = await asyncio.gather(*(services.skills.author(tenant_a.system, skill(name)) for _ in range(4)))
+    assert {s.id for s in written} == {written[0].id}
+    assert [v.change for v in await services.skills.versions(tenant_a.system, written[0].id)] == ["authored"]

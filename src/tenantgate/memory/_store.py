@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import TenantContext
@@ -200,7 +201,7 @@ class MemoryStore:
         async with self._db.tenant(ctx) as conn:
             return await self._by_key(conn, ctx, key)
 
-    async def _by_key(self, conn: Any, ctx: TenantContext, key: str) -> MemoryEntry:
+    async def _by_key(self, conn: AsyncConnection, ctx: TenantContext, key: str) -> MemoryEntry:
         row = (
             await conn.execute(
                 sa.select(*_ENTRY_COLUMNS).where(

@@ -32,6 +32,9 @@ __all__ = ["CatalogSkill", "Skill", "SkillStore", "SkillVersion"]
 
 _NAME = re.compile(SKILL_NAME)
 _NOTE_RESERVE = 300
+# One writer of a tenant's skills at a time: two installs or authorings of the same new name
+# would otherwise race to the unique index and one would fail with a database error.
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext('tenantgate.skills:' || :tenant))")
 _c, _s, _sv = tables.skill_catalog, tables.skills, tables.skill_versions
 _PROMPT_HEADER = (
     "# Tenant skills\n"
@@ -141,6 +144,7 @@ class SkillStore:
         require_manager(ctx)
         _name(name)
         async with self._db.tenant(ctx) as conn:
+            await conn.execute(_LOCK, {"tenant": str(ctx.tenant_id)})
             entry = (await conn.execute(sa.select(_c).where(_c.c.name == name))).one_or_none()
             if entry is None:
                 raise NotFound(f"The platform catalog has no skill {name!r}.")
@@ -161,6 +165,7 @@ class SkillStore:
         doc = parse_skill(source)
         values = self._values(doc)
         async with self._db.tenant(ctx) as conn:
+            await conn.execute(_LOCK, {"tenant": str(ctx.tenant_id)})
             current = await self._live(conn, ctx, doc.name)
             if current is None:
                 return await self._insert(conn, ctx, values, "authored")
