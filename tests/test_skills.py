@@ -15,6 +15,7 @@ from tenantgate.cli import app
 from tenantgate.config import Settings
 from tenantgate.errors import Conflict, InvalidInput, NotFound, RoleRequired
 from tenantgate.installation import Services
+from tenantgate.logs import configure_logging
 from tenantgate.skills import SkillStore
 from tests.conftest import DatabaseFixture, TenantFixture
 from tests.state_helpers import actions, as_app, member_key
@@ -214,10 +215,14 @@ def test_cli_publishes_skill_files_after_checking_all_of_them(
     name = unique("cli")
     good.write_text(skill(name), encoding="utf-8")
     bad.write_text("---\nname: x\n---\nno description\n", encoding="utf-8")
-    refused = CliRunner().invoke(app, ["skills", "publish", str(good), str(bad)])
+    try:
+        refused = CliRunner().invoke(app, ["skills", "publish", str(good), str(bad)])
+        published = CliRunner().invoke(app, ["skills", "publish", str(good)])
+    finally:
+        # The CLI points logging at the runner's captured stderr, which is closed afterwards.
+        configure_logging("warning")
     assert isinstance(refused.exception, InvalidInput)
     assert "bad.md" in refused.exception.message
-    published = CliRunner().invoke(app, ["skills", "publish", str(good)])
     assert published.exit_code == 0, published.output
     assert f"Published {name} version 1." in published.output
     with psycopg.connect(test_db.urls.admin) as conn:
