@@ -190,6 +190,14 @@ class Settings(BaseSettings):
     anthropic_base_url: str = "https://api.anthropic.com"
     anthropic_model: str | None = None
     anthropic_api_key: SecretStr | None = None
+    # Tenant schedules (cron jobs, heartbeat tasks). Unset: the mode's defaults, conservative in
+    # saas (20 jobs, 5 min; 10 heartbeats, 15 min) and generous in self_hosted (see schedules/_limits.py).
+    cron_max_jobs: int | None = Field(default=None, ge=0, le=100_000)
+    cron_min_interval_seconds: int | None = Field(default=None, ge=60, le=86_400)
+    heartbeat_max_tasks: int | None = Field(default=None, ge=0, le=10_000)
+    heartbeat_min_interval_seconds: int | None = Field(default=None, ge=60, le=86_400)
+    # The most skill text that enters a prompt's tenant layer.
+    skills_prompt_max_chars: int = Field(default=8000, ge=500, le=100_000)
 
     @field_validator("jwt_issuers", mode="before")
     @classmethod

@@ -18,6 +18,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PermissionDenied",
+    "QuotaExceeded",
     "RoleRequired",
     "SecretRejected",
     "TenantgateError",
@@ -113,6 +114,12 @@ class Conflict(TenantgateError):
     """The request conflicts with the current state; nothing was changed."""
 
     code = "conflict"
+
+
+class QuotaExceeded(TenantgateError):
+    """A tenant limit was reached; nothing was changed. Remove something first, or ask the operator."""
+
+    code = "quota_exceeded"
 
 
 class DatabaseUnavailable(TenantgateError):

@@ -27,7 +27,10 @@ from tenantgate.context import TenantContext
 from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader, Resolver
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
+from tenantgate.memory import MemoryStore
 from tenantgate.redact import Redactor
+from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
+from tenantgate.skills import SkillStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
 from tenantgate.tools import (
@@ -40,7 +43,16 @@ from tenantgate.tools import (
     ToolResources,
     load_plugins,
 )
-from tenantgate.tools.builtin import ProviderUrls, api_tools, message_tools, self_hosted_tools
+from tenantgate.tools.builtin import (
+    ProviderUrls,
+    api_tools,
+    cron_tools,
+    heartbeat_tools,
+    memory_tools,
+    message_tools,
+    self_hosted_tools,
+    skill_tools,
+)
 from tenantgate.vault import CredentialStore, KeyProvider, Vault, key_provider_from_settings
 
 __all__ = ["Installation", "Outside", "Services", "build_registry", "egress_policy", "tenant_domain_lists"]
@@ -98,12 +110,34 @@ class Installation:
         )
 
 
-def build_registry(settings: Settings) -> ToolRegistry:
-    """The process's tools: built-ins this mode allows, then the operator's plugins."""
+def build_registry(
+    settings: Settings,
+    *,
+    memory: MemoryStore | None = None,
+    cron: CronStore | None = None,
+    heartbeat: HeartbeatStore | None = None,
+    skills: SkillStore | None = None,
+) -> ToolRegistry:
+    """The process's tools: the built-ins this mode allows, then the operator's plugins.
+
+    The tenant-state families (memory, cron, heartbeat, skills) are built over their stores, so
+    they are registered when the stores are given (``Services.build`` gives them).
+    """
     registry = ToolRegistry(settings.mode)
     _register(registry, api_tools(ProviderUrls.from_settings(settings)))
     local_tools, local_packages = self_hosted_tools(settings)
     _register(registry, [*local_tools, *local_packages])  # saas leaves them out: the gate says capability_denied
+    families: list[tuple[list[Tool], list[ToolPackage]]] = []
+    if memory is not None:
+        families.append(memory_tools(memory))
+    if cron is not None:
+        families.append(cron_tools(cron))
+    if heartbeat is not None:
+        families.append(heartbeat_tools(heartbeat))
+    if skills is not None:
+        families.append(skill_tools(skills))
+    for tools, packages in families:
+        _register(registry, [*tools, *packages])
     load_plugins(registry, settings.plugins)
     return registry
 
@@ -170,6 +204,10 @@ class Services:
     vault: Vault
     credentials: CredentialStore
     runtime: AgentRuntime
+    memory: MemoryStore
+    cron: CronStore
+    heartbeat: HeartbeatStore
+    skills: SkillStore
 
     @classmethod
     def build(
@@ -194,11 +232,18 @@ class Services:
         """
         settings = installation.settings
         db = db or installation.database()
-        registry = registry if registry is not None else build_registry(settings)
         jwt = JwtVerifier(settings.jwt_issuers) if settings.jwt_issuers else None
         # One redaction pipeline for the process: its known secrets are everyone's.
         redactor = redactor if redactor is not None else Redactor()
         audit = AuditLog(db=db, redactor=redactor)
+        # Tenant-state stores exist before the registry: the built-in tools are built over them.
+        limits = ScheduleLimits.from_settings(settings)
+        memory = MemoryStore(db=db, audit=audit)
+        cron = CronStore(db=db, audit=audit, limits=limits)
+        heartbeat = HeartbeatStore(db=db, audit=audit, limits=limits)
+        skills = SkillStore(db=db, audit=audit, prompt_max_chars=settings.skills_prompt_max_chars)
+        if registry is None:
+            registry = build_registry(settings, memory=memory, cron=cron, heartbeat=heartbeat, skills=skills)
         policies = PolicyStore(db=db, registry=registry, audit=audit)
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit, redactor=redactor)
@@ -258,6 +303,10 @@ class Services:
             vault=vault,
             credentials=store,
             runtime=runtime,
+            memory=memory,
+            cron=cron,
+            heartbeat=heartbeat,
+            skills=skills,
         )
 
     async def start(self) -> None:

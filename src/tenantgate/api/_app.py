@@ -15,9 +15,12 @@ from tenantgate.api._confirmation_routes import router as confirmation_router
 from tenantgate.api._credential_routes import router as credential_router
 from tenantgate.api._deps import ServicesDep
 from tenantgate.api._errors import ErrorBody, install_error_handlers
+from tenantgate.api._memory_routes import router as memory_router
 from tenantgate.api._middleware import RequestContextMiddleware
 from tenantgate.api._platform_routes import router as platform_router
 from tenantgate.api._policy_routes import router as policy_router
+from tenantgate.api._schedule_routes import router as schedule_router
+from tenantgate.api._skill_routes import router as skill_router
 from tenantgate.api._tenant_routes import router as tenant_router
 from tenantgate.api._tool_routes import router as tool_router
 from tenantgate.installation import Services
@@ -62,6 +65,9 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(platform_router)
     app.include_router(credential_router)
     app.include_router(agent_router)
+    app.include_router(memory_router)
+    app.include_router(schedule_router)
+    app.include_router(skill_router)
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(RequestContextMiddleware)

@@ -33,6 +33,7 @@ _STATUS = {
     "workspace_escape": 403,
     "credential_unreadable": 500,
     "key_provider_unavailable": 503,
+    "quota_exceeded": 429,
     "internal_error": 500,
     "vendor_not_eligible": 403,
     "planner_error": 502,

@@ -20,6 +20,7 @@ from tenantgate.cli._platform import platform_app
 from tenantgate.cli._policy import kill_switch_app, policy_app
 from tenantgate.cli._principals import principals_app
 from tenantgate.cli._serve import serve
+from tenantgate.cli._skills import skills_app
 from tenantgate.cli._tenants import tenants_app
 from tenantgate.cli._vault import credentials_app, vault_app
 from tenantgate.errors import TenantgateError
@@ -39,6 +40,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(kill_switch_app, name="kill-switch")
 app.add_typer(vault_app, name="vault")
 app.add_typer(credentials_app, name="credentials")
+app.add_typer(skills_app, name="skills")
 
 
 def main() -> None:

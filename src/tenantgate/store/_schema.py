@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, TIMESTAMP, TSVECTOR, UUID
 
 SCHEMA = "tenantgate"
 
@@ -244,4 +244,131 @@ run_events = sa.Table(
     sa.Column("data", JSONB, nullable=False),
     sa.Column("content", sa.Text),
     sa.Column("occurred_at", _ts, nullable=False),
+)
+
+# --- tenant state (migration 0005): memory, cron jobs, heartbeat tasks, skills ---------------
+
+memory_entries = sa.Table(
+    "memory_entries",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("tags", ARRAY(sa.Text), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("created_by", UUID(as_uuid=True), nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("updated_by", UUID(as_uuid=True), nullable=False),
+    sa.Column("deleted_at", _ts),
+    sa.Column("search", TSVECTOR, sa.Computed("generated in the migration")),
+)
+
+memory_versions = sa.Table(
+    "memory_versions",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("entry_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("tags", ARRAY(sa.Text), nullable=False),
+    sa.Column("change", sa.Text, nullable=False),
+    sa.Column("changed_at", _ts, nullable=False),
+    sa.Column("changed_by", UUID(as_uuid=True), nullable=False),
+)
+
+cron_jobs = sa.Table(
+    "cron_jobs",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("schedule", sa.Text, nullable=False),
+    sa.Column("timezone", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("next_run_at", _ts),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("created_by", UUID(as_uuid=True), nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("deleted_at", _ts),
+)
+
+cron_job_versions = sa.Table(
+    "cron_job_versions",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("job_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("definition", JSONB, nullable=False),
+    sa.Column("change", sa.Text, nullable=False),
+    sa.Column("changed_at", _ts, nullable=False),
+    sa.Column("changed_by", UUID(as_uuid=True), nullable=False),
+)
+
+heartbeat_tasks = sa.Table(
+    "heartbeat_tasks",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("every_seconds", sa.Integer, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("next_due_at", _ts),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("created_by", UUID(as_uuid=True), nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("deleted_at", _ts),
+)
+
+skill_catalog = sa.Table(
+    "skill_catalog",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("metadata", JSONB, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("published_at", _ts, nullable=False),
+)
+
+skills = sa.Table(
+    "skills",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("metadata", JSONB, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("catalog_version", sa.Integer),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("created_by", UUID(as_uuid=True), nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("deleted_at", _ts),
+)
+
+skill_versions = sa.Table(
+    "skill_versions",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("skill_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("origin", sa.Text, nullable=False),
+    sa.Column("catalog_version", sa.Integer),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("change", sa.Text, nullable=False),
+    sa.Column("changed_at", _ts, nullable=False),
+    sa.Column("changed_by", UUID(as_uuid=True), nullable=False),
 )

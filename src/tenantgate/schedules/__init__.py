@@ -1,0 +1,20 @@
+"""Tenant schedules: cron jobs and heartbeat tasks, their parsing, next runs and limits."""
+
+from tenantgate.schedules._cron import MAX_MESSAGE_CHARS, NAME_PATTERN, CronJob, CronJobVersion, CronStore
+from tenantgate.schedules._heartbeat import HeartbeatStore, HeartbeatTask
+from tenantgate.schedules._limits import ScheduleLimits
+from tenantgate.schedules._schedule import MAX_EVERY_SECONDS, Schedule, ScheduleKind
+
+__all__ = [
+    "MAX_EVERY_SECONDS",
+    "MAX_MESSAGE_CHARS",
+    "NAME_PATTERN",
+    "CronJob",
+    "CronJobVersion",
+    "CronStore",
+    "HeartbeatStore",
+    "HeartbeatTask",
+    "Schedule",
+    "ScheduleKind",
+    "ScheduleLimits",
+]
