@@ -737,3 +737,18 @@ async def test_a_failing_tool_is_reported_to_the_model_and_the_run_goes_on(rig: 
     run = await run_of(http, tenant, turn["run_id"])
     result = next(e for e in run["events"] if e["kind"] == "tool_result")
     assert (result["data"]["outcome"], result["data"]["error"]) == ("failed", "RuntimeError: the tool broke")
+
+
+async def test_run_events_pass_the_redaction_pipeline(rig: Rig, http: httpx.AsyncClient) -> None:
+    token = "ghp_" + "R3dact3dT0ken" * 3  # a GitHub token's shape, 43 characters
+    tenant = await tenant_with(rig, Wire("scripted", rig).planner([f"Your token is {token}."]), vendors=[])
+    turn = await say(http, tenant, await session(http, tenant), "What was my token again?")
+    assert turn["status"] == "completed"
+    run = await run_of(http, tenant, turn["run_id"], content="true")
+    stored = json.dumps(run["events"])
+    assert token not in stored
+    assert "[redacted:" in stored
+    async with rig.services.db.tenant(tenant.system) as conn:
+        rows = (await conn.execute(sa.text("SELECT data::text, content FROM tenantgate.run_events"))).all()
+    assert rows
+    assert all(token not in (data + (content or "")) for data, content in rows)

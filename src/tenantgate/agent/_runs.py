@@ -22,6 +22,7 @@ from tenantgate.agent._sessions import may_see
 from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import TenantContext
 from tenantgate.errors import NotFound
+from tenantgate.redact import Redactor
 from tenantgate.store import Database, tables
 
 __all__ = ["NewEvent", "RunEvent", "RunInfo", "RunStatus", "RunStore"]
@@ -102,9 +103,12 @@ def _event(row: Any) -> RunEvent:
 
 
 class RunStore:
-    def __init__(self, *, db: Database, audit: AuditLog) -> None:
+    """Runs and their events. Every event passes the redaction pipeline before it is stored or streamed."""
+
+    def __init__(self, *, db: Database, audit: AuditLog, redactor: Redactor) -> None:
         self._db = db
         self._audit = audit
+        self._redactor = redactor
 
     async def start(
         self,
@@ -172,18 +176,19 @@ class RunStore:
         """Write events in the caller's transaction."""
         return (await self._insert(conn, ctx, run_id, events))[0]
 
-    @staticmethod
     async def _insert(
-        conn: AsyncConnection, ctx: TenantContext, run_id: uuid.UUID, events: Sequence[NewEvent]
+        self, conn: AsyncConnection, ctx: TenantContext, run_id: uuid.UUID, events: Sequence[NewEvent]
     ) -> tuple[list[RunEvent], bool]:
         # The run's cancellation flag comes back with the insert: no extra round trip per step.
         t, r = tables.run_events, tables.runs
+        redact, redact_text = self._redactor.redact, self._redactor.redact_text
         cancel = sa.select(r.c.cancel_requested).where(r.c.tenant_id == ctx.tenant_id, r.c.id == run_id)
         rows = (
             await conn.execute(
                 t.insert()
-                .values([{"tenant_id": ctx.tenant_id, "run_id": run_id, "seq": seq, "kind": kind, "data": data,
-                          "content": content} for seq, kind, data, content in events])
+                .values([{"tenant_id": ctx.tenant_id, "run_id": run_id, "seq": seq, "kind": kind,
+                          "data": redact(data), "content": redact_text(content) if content is not None else None}
+                         for seq, kind, data, content in events])
                 .returning(*t.c, cancel.scalar_subquery().label("cancel_requested"))
             )
         ).all()  # fmt: skip

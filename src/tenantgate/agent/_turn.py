@@ -39,6 +39,7 @@ from tenantgate.context import PrincipalKind, TenantContext
 from tenantgate.errors import InvalidInput, PermissionDenied, TenantgateError
 from tenantgate.gate import Boundary, PolicySource, ProposedCall, TenantView, Verdict, args_digest
 from tenantgate.logs import get_logger
+from tenantgate.redact import Redactor
 from tenantgate.store import Database
 from tenantgate.tools import Outcome, ToolRegistry, ToolSpec
 
@@ -119,10 +120,11 @@ class AgentRuntime:
         registry: ToolRegistry,
         policies: PolicySource,
         planners: PlannerFactory,
+        redactor: Redactor,
         limits: RuntimeLimits | None = None,
     ) -> None:
         self.sessions = SessionStore(db=db, audit=audit)
-        self.runs = RunStore(db=db, audit=audit)
+        self.runs = RunStore(db=db, audit=audit, redactor=redactor)
         self._db = db
         self._boundary = boundary
         self._registry = registry
