@@ -208,8 +208,10 @@ async def test_bad_skill_input_changes_nothing(services: Services, tenant_a: Ten
 def test_cli_publishes_skill_files_after_checking_all_of_them(
     test_db: DatabaseFixture, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert settings.master_key is not None
     for name, value in {"DATABASE_URL": test_db.urls.app, "ADMIN_DATABASE_URL": test_db.urls.admin,
-                        "DB_ROLE_PREFIX": settings.db_role_prefix, "PEPPER": "p" * 40}.items():  # fmt: skip
+                        "DB_ROLE_PREFIX": settings.db_role_prefix, "PEPPER": "p" * 40,
+                        "MASTER_KEY": settings.master_key.get_secret_value()}.items():  # fmt: skip
         monkeypatch.setenv(f"TENANTGATE_{name}", value)
     good, bad = tmp_path / "good.md", tmp_path / "bad.md"
     name = unique("cli")

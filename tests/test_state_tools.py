@@ -63,7 +63,8 @@ async def test_state_tools_are_registered_in_both_modes(real: Services, mode: De
     assert specs["memory_search@v1"].effect is ToolEffect.READ
     assert specs["memory_put@v1"].capabilities == {Capability.MEMORY}
     assert specs["cron@v1"].capabilities == specs["heartbeat@v1"].capabilities == {Capability.SCHEDULE}
-    assert all(not spec.local_capabilities for spec in specs.values())
+    state = {name for tools in STATE_TOOLS.values() for name in tools}
+    assert all(not specs[name].local_capabilities for name in state)
     assert build_registry(settings).package_tools("memory") == ()  # without stores, no state tools
 
 
