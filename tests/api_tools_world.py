@@ -4,7 +4,8 @@
 them (``http://<provider>.test:<port>``), builds the real registry with ``build_registry``
 and an executor whose HTTP source is the real ``EgressHttp`` with the tenant's domain lists
 from the policy cache and the real audit log. Only the resolver (a table of the fake hosts)
-and the dialer (127.0.0.1 or a failed test) are test doubles, plus the in-memory credentials.
+and the dialer (127.0.0.1 or a failed test) are test doubles. Credentials are the real vault's
+(``services.credentials``): sealed in PostgreSQL, every use and refresh audited.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 from typing import Any
 
+from tenantgate.audit import AuditLog, AuditRecord
 from tenantgate.config import Settings
 from tenantgate.context import DeploymentMode, TenantContext
 from tenantgate.egress import EgressHttp, EgressPolicy
 from tenantgate.installation import Services, build_registry, tenant_domain_lists
 from tenantgate.tools import Executor, ToolRegistry, ToolResources, ToolResult
-from tests.fake_credentials import InMemoryCredentialsForTests
+from tenantgate.vault import CredentialStore
 from tests.fakes import brave, google_sheets, r8r, web, whatsapp
 from tests.fakes.loopback import HostTable, LoopbackOnly
 
@@ -33,7 +35,8 @@ class World:
     sheets: google_sheets.FakeGoogleSheets
     r8r: r8r.FakeR8r
     web: web.FakeWeb
-    credentials: InMemoryCredentialsForTests
+    credentials: CredentialStore
+    audit: AuditLog
     resolver: HostTable
     dialled: list[str]
     settings: Settings
@@ -43,6 +46,10 @@ class World:
 
     async def run(self, ctx: TenantContext, tool: str, arguments: dict[str, Any]) -> ToolResult:
         return await self.executor.run(ctx, tool, arguments, call_id=uuid.uuid4())
+
+    async def trail(self, ctx: TenantContext, action: str) -> list[AuditRecord]:
+        """``ctx``'s tenant's audit events with ``action``, oldest first."""
+        return await self.audit.page(ctx, action=action)
 
     def page(self, path: str) -> str:
         return f"{self.web.server.base(web.HOST)}{path}"
@@ -90,7 +97,9 @@ async def api_world(
             resolver=resolver,
             dialer=lambda: LoopbackOnly(dialled),
         )
-        credentials = InMemoryCredentialsForTests()
+        credentials = services.credentials
         registry = build_registry(settings)
         executor = Executor(registry=registry, resources=ToolResources(http=http, credentials=credentials))
-        yield World(fb, fw, fs, fr, fweb, credentials, resolver, dialled, settings, registry, executor, http)
+        yield World(
+            fb, fw, fs, fr, fweb, credentials, services.audit, resolver, dialled, settings, registry, executor, http
+        )

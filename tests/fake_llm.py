@@ -22,10 +22,7 @@ from typing import Any
 
 import httpx
 
-from tenantgate.context import TenantContext
 from tenantgate.egress import IPAddress
-from tenantgate.errors import NotFound
-from tenantgate.tools import Credential
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests", 500: "Internal Server Error",
             529: "Overloaded"}  # fmt: skip
@@ -137,28 +134,6 @@ class LoopbackOnly(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-class MemoryCredentials:
-    """A CredentialSource test double: named secrets per tenant, and a record of each use."""
-
-    def __init__(self) -> None:
-        self.secrets: dict[tuple[uuid.UUID, str], dict[str, str]] = {}
-        self.used: list[tuple[uuid.UUID, str, str]] = []
-
-    async def use(
-        self, ctx: TenantContext, name: str, *, tool: str, call_id: uuid.UUID, run_id: uuid.UUID | None
-    ) -> Credential:
-        self.used.append((ctx.tenant_id, name, tool))
-        secret = self.secrets.get((ctx.tenant_id, name))
-        if secret is None:
-            raise NotFound(f"No credential {name!r} in this tenant.")
-        return Credential(id=uuid.uuid5(ctx.tenant_id, name), name=name, kind="api_key", provider=None, secret=secret)
-
-    async def store_refreshed(
-        self, ctx: TenantContext, credential_id: uuid.UUID, secret: Mapping[str, str], *, tool: str, call_id: uuid.UUID
-    ) -> None:
-        raise AssertionError("planners never refresh credentials")
 
 
 # --- response bodies as the providers document them --------------------------------------

@@ -32,7 +32,6 @@ from tests.fake_llm import (
     FakeProvider,
     FakeResolver,
     LoopbackOnly,
-    MemoryCredentials,
     anthropic_error,
     anthropic_message,
     openai_calls,
@@ -58,7 +57,6 @@ class Rig:
     anthropic: FakeProvider
     resolver: FakeResolver
     dialer: LoopbackOnly
-    credentials: MemoryCredentials
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +66,6 @@ async def rig(installation: Installation) -> AsyncIterator[Rig]:
     await anthropic.start()
     resolver = FakeResolver({"api.openai.test": "127.0.0.1", "api.anthropic.test": "127.0.0.1"})
     dialer = LoopbackOnly()
-    credentials = MemoryCredentials()
     policy = EgressPolicy(
         allowed_ports=frozenset({openai.port, anthropic.port}),
         allowed_private=frozenset({ip_network("127.0.0.1/32")}),
@@ -79,13 +76,12 @@ async def rig(installation: Installation) -> AsyncIterator[Rig]:
         dataclasses.replace(installation, settings=settings),
         registry=fixture_tools.registry(settings.mode),
         planner_http=PlannerHttp(policy=policy, resolver=resolver, dialer=dialer),
-        credentials=credentials,
     )
     await services.start()
     app = create_app(services, dispose_on_shutdown=False)
     try:
         async with app.router.lifespan_context(app):
-            yield Rig(services, app, openai, anthropic, resolver, dialer, credentials)
+            yield Rig(services, app, openai, anthropic, resolver, dialer)
     finally:
         await services.stop()
         await openai.stop()
@@ -180,7 +176,8 @@ def base_policy(planner: dict[str, Any] | None, vendors: list[str] | None = None
 
 async def tenant_with(rig: Rig, planner: dict[str, Any] | None, vendors: list[str] | None = None) -> TenantFixture:
     tenant = await new_tenant(rig.services, "agent")
-    rig.credentials.secrets[(tenant.id, "llm")] = {"api_key": TENANT_KEY}
+    # The tenant's model key, sealed in the real vault; planners open it by name.
+    await rig.services.credentials.create(tenant.system, name="llm", kind="api_key", secret={"api_key": TENANT_KEY})
     await rig.services.policies.set_policy(tenant.system, base_policy(planner, vendors))
     return tenant
 
@@ -262,6 +259,11 @@ async def test_the_provider_gets_the_documented_request_shape(rig: Rig, http: ht
     sid = await session(http, tenant)
     turn = await say(http, tenant, sid, "Echo hi.")
     assert turn["status"] == "completed"
+    # The planner opened the tenant's key from the vault once for the run, and the trail says so.
+    (used,) = await rig.services.audit.page(tenant.system, action="credential.used")
+    assert (used.decision, used.tool) == ("succeeded", "agent.planner")
+    assert used.payload is not None
+    assert (used.payload["name"], used.payload["run_id"]) == ("llm", turn["run_id"])
 
     first, second = wire.server.received
     assert [r.method for r in wire.server.received] == ["POST", "POST"]
@@ -437,7 +439,7 @@ async def test_an_ineligible_vendor_is_refused_before_any_byte_is_sent(
 ) -> None:
     wire = Wire(name, rig)
     tenant = await tenant_with(rig, wire.planner(["never sent"]), vendors=["someone_else"])
-    resolved, dialled, used = len(rig.resolver.calls), len(rig.dialer.dialled), len(rig.credentials.used)
+    resolved, dialled = len(rig.resolver.calls), len(rig.dialer.dialled)
     sid = await session(http, tenant)
     turn = await say(http, tenant, sid, "Hello?")
 
@@ -445,7 +447,8 @@ async def test_an_ineligible_vendor_is_refused_before_any_byte_is_sent(
     assert turn["error"]["code"] == "vendor_not_eligible"
     assert f"'{name}'" in turn["error"]["message"]
     assert wire.server.received == []
-    assert (len(rig.resolver.calls), len(rig.dialer.dialled), len(rig.credentials.used)) == (resolved, dialled, used)
+    assert (len(rig.resolver.calls), len(rig.dialer.dialled)) == (resolved, dialled)
+    assert await rig.services.audit.page(tenant.system, action="credential.used") == []  # the key was never opened
 
 
 async def test_the_scripted_planner_needs_no_vendor(rig: Rig, http: httpx.AsyncClient) -> None:

@@ -1,15 +1,17 @@
 """The SaaS-safe API tools against fake providers on loopback that speak the real wire formats.
 
 Each tool runs through the real executor with the real egress door (tenant lists from the
-policy cache, refusals audited in PostgreSQL); credentials come from the in-memory test
-double. Each provider: the happy path, its error bodies (401, 429, others), a timeout, a
-malformed answer, and an egress refusal.
+policy cache, refusals audited in PostgreSQL); credentials come from the real vault (sealed in
+PostgreSQL), and their uses and refreshes are read back from the tenant's audit trail. Each
+provider: the happy path, its error bodies (401, 429, others), a timeout, a malformed answer,
+and an egress refusal.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +19,7 @@ import httpx
 import pytest
 
 from tenantgate.api import create_app
+from tenantgate.audit import AuditRecord
 from tenantgate.context import DeploymentMode
 from tenantgate.installation import Installation, Services
 from tenantgate.tools import Outcome, ToolResult
@@ -37,6 +40,17 @@ def failed(result: ToolResult, *fragments: str) -> None:
     assert result.error is not None
     for fragment in fragments:
         assert fragment in result.error, result.error
+
+
+def uses(events: list[AuditRecord]) -> list[tuple[str | None, str | None, str | None, Any]]:
+    """(decision, code, tool, credential name) of each credential audit event."""
+    return [(e.decision, e.code, e.tool, (e.payload or {}).get("name")) for e in events]
+
+
+async def stored_secret(world: World, tenant: TenantFixture, name: str) -> dict[str, str]:
+    """What the vault holds now for ``name``, opened as a tool would open it."""
+    credential = await world.credentials.use(tenant.system, name, tool="test@v1", call_id=uuid.uuid4(), run_id=None)
+    return dict(credential.secret)
 
 
 async def deny(services: Services, tenant: TenantFixture, *domains: str) -> None:
@@ -121,12 +135,14 @@ async def test_web_fetch_rejects_non_http_urls(world: World, tenant_a: TenantFix
 # --- web_search (Brave) -------------------------------------------------------------------
 
 
-def brave_key(world: World, tenant: TenantFixture, key: str = brave.API_KEY) -> None:
-    world.credentials.put(tenant.id, "brave_search", {"api_key": key}, provider="brave")
+async def brave_key(world: World, tenant: TenantFixture, key: str = brave.API_KEY) -> None:
+    await world.credentials.create(
+        tenant.system, name="brave_search", kind="api_key", secret={"api_key": key}, provider="brave"
+    )
 
 
 async def test_web_search_sends_brave_wire_format(world: World, tenant_a: TenantFixture) -> None:
-    brave_key(world, tenant_a)
+    await brave_key(world, tenant_a)
     result = await world.run(tenant_a.system, "web_search@v1", {"query": "row level security", "count": 2})
     assert result.outcome is Outcome.SUCCEEDED, result.error
     assert result.output["provider"] == "Brave Search"
@@ -139,11 +155,14 @@ async def test_web_search_sends_brave_wire_format(world: World, tenant_a: Tenant
     assert arrival.query == {"q": ["row level security"], "count": ["2"]}
     assert arrival.headers["x-subscription-token"] == brave.API_KEY
     assert arrival.headers["accept"] == "application/json"
-    assert world.credentials.uses == [(tenant_a.id, "brave_search", "web_search@v1")]
+    (used,) = await world.trail(tenant_a.system, "credential.used")
+    assert uses([used]) == [("succeeded", None, "web_search@v1", "brave_search")]
+    assert used.payload is not None
+    assert used.payload["call_id"] == str(result.call_id)
 
 
 async def test_web_search_with_no_web_section_is_empty(world: World, tenant_a: TenantFixture) -> None:
-    brave_key(world, tenant_a)
+    await brave_key(world, tenant_a)
     world.brave.override = Reply(200, {"type": "search", "query": {"original": "zzqx"}})
     result = await world.run(tenant_a.system, "web_search@v1", {"query": "zzqx"})
     assert result.output["results"] == []
@@ -164,7 +183,7 @@ async def test_web_search_with_no_web_section_is_empty(world: World, tenant_a: T
 async def test_web_search_failures_are_clear(
     world: World, tenant_a: TenantFixture, reply: Reply, fragments: list[str]
 ) -> None:
-    brave_key(world, tenant_a)
+    await brave_key(world, tenant_a)
     world.brave.override = reply
     failed(await world.run(tenant_a.system, "web_search@v1", {"query": "q"}), *fragments)
 
@@ -173,20 +192,28 @@ async def test_web_search_with_a_wrong_key_and_without_a_credential(world: World
     missing = await world.run(tenant_a.system, "web_search@v1", {"query": "q"})
     failed(missing, "NotFound", "no credential named 'brave_search'")
     assert world.brave.server.arrivals == []
-    brave_key(world, tenant_a, "wrong")
+    assert uses(await world.trail(tenant_a.system, "credential.used")) == [
+        ("failed", "not_found", "web_search@v1", "brave_search")
+    ]
+    await brave_key(world, tenant_a, "wrong")
     failed(await world.run(tenant_a.system, "web_search@v1", {"query": "q"}), "(401)")
 
 
 async def test_web_search_credentials_are_per_tenant(
     world: World, tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    brave_key(world, tenant_a)
+    await brave_key(world, tenant_a)
     failed(await world.run(tenant_b.system, "web_search@v1", {"query": "q"}), "no credential named")
     assert world.brave.server.arrivals == []
+    # The refused use is in tenant b's trail; tenant a's credential was never opened.
+    assert uses(await world.trail(tenant_b.system, "credential.used")) == [
+        ("failed", "not_found", "web_search@v1", "brave_search")
+    ]
+    assert await world.trail(tenant_a.system, "credential.used") == []
 
 
 async def test_web_search_refused_by_egress(world: World, services: Services, tenant_a: TenantFixture) -> None:
-    brave_key(world, tenant_a)
+    await brave_key(world, tenant_a)
     await deny(services, tenant_a, "*.brave.test")
     failed(await world.run(tenant_a.system, "web_search@v1", {"query": "q"}), "rule: tenant-domain-denied")
     assert world.brave.server.arrivals == []
@@ -200,13 +227,20 @@ async def test_web_search_count_is_bounded(world: World, tenant_a: TenantFixture
 # --- whatsapp_send ------------------------------------------------------------------------
 
 
-def wa_credential(world: World, tenant: TenantFixture, token: str = whatsapp.ACCESS_TOKEN) -> None:
-    world.credentials.put(tenant.id, "whatsapp", {"access_token": token}, provider="whatsapp",
-                          metadata={"phone_number_id": whatsapp.PHONE_NUMBER_ID})  # fmt: skip
+async def wa_credential(world: World, tenant: TenantFixture, token: str = whatsapp.ACCESS_TOKEN) -> None:
+    metadata = {"phone_number_id": whatsapp.PHONE_NUMBER_ID}
+    await world.credentials.create(
+        tenant.system,
+        name="whatsapp",
+        kind="oauth",
+        secret={"access_token": token},
+        provider="whatsapp",
+        metadata=metadata,
+    )
 
 
 async def test_whatsapp_sends_a_text(world: World, tenant_a: TenantFixture) -> None:
-    wa_credential(world, tenant_a)
+    await wa_credential(world, tenant_a)
     result = await world.run(tenant_a.system, "whatsapp_send@v1", {"to": "+15551234567", "message": "Hello"})
     assert result.outcome is Outcome.SUCCEEDED, result.error
     assert result.output["message_id"].startswith("wamid.")
@@ -220,7 +254,7 @@ async def test_whatsapp_sends_a_text(world: World, tenant_a: TenantFixture) -> N
 
 
 async def test_whatsapp_sends_a_template(world: World, tenant_a: TenantFixture) -> None:
-    wa_credential(world, tenant_a)
+    await wa_credential(world, tenant_a)
     args = {"to": "15551234567", "template": "order_update", "template_params": ["Ana", "#42"], "language": "pt_BR"}
     result = await world.run(tenant_a.system, "whatsapp_send@v1", args)
     assert result.outcome is Outcome.SUCCEEDED, result.error
@@ -243,7 +277,7 @@ async def test_whatsapp_sends_a_template(world: World, tenant_a: TenantFixture) 
 async def test_whatsapp_arguments_are_checked(
     world: World, tenant_a: TenantFixture, args: dict[str, Any], message: str
 ) -> None:
-    wa_credential(world, tenant_a)
+    await wa_credential(world, tenant_a)
     failed(await world.run(tenant_a.system, "whatsapp_send@v1", args), "ValidationError", message)
     assert world.whatsapp.server.arrivals == []
 
@@ -263,21 +297,23 @@ async def test_whatsapp_arguments_are_checked(
 async def test_whatsapp_failures_are_clear(
     world: World, tenant_a: TenantFixture, reply: Reply, fragments: list[str]
 ) -> None:
-    wa_credential(world, tenant_a)
+    await wa_credential(world, tenant_a)
     world.whatsapp.override = reply
     result = await world.run(tenant_a.system, "whatsapp_send@v1", {"to": "+15551234567", "message": "Hi"})
     failed(result, *fragments)
 
 
 async def test_whatsapp_credential_needs_a_phone_number_id(world: World, tenant_a: TenantFixture) -> None:
-    world.credentials.put(tenant_a.id, "whatsapp", {"access_token": whatsapp.ACCESS_TOKEN})
+    await world.credentials.create(
+        tenant_a.system, name="whatsapp", kind="oauth", secret={"access_token": whatsapp.ACCESS_TOKEN}
+    )
     result = await world.run(tenant_a.system, "whatsapp_send@v1", {"to": "+15551234567", "message": "Hi"})
     failed(result, "no 'phone_number_id'")
     assert world.whatsapp.server.arrivals == []
 
 
 async def test_whatsapp_refused_by_egress(world: World, services: Services, tenant_a: TenantFixture) -> None:
-    wa_credential(world, tenant_a)
+    await wa_credential(world, tenant_a)
     await deny(services, tenant_a, whatsapp.HOST)
     result = await world.run(tenant_a.system, "whatsapp_send@v1", {"to": "+15551234567", "message": "Hi"})
     failed(result, "rule: tenant-domain-denied")
@@ -295,8 +331,8 @@ def test_whatsapp_send_is_high_impact(world: World) -> None:
 # --- google_sheets ------------------------------------------------------------------------
 
 
-def oauth(world: World, tenant: TenantFixture, *, access: str = "ya29.valid-token", expires_in: float = 3600,
-          refresh: str = google_sheets.REFRESH_TOKEN) -> None:  # fmt: skip
+async def oauth(world: World, tenant: TenantFixture, *, access: str = "ya29.valid-token", expires_in: float = 3600,
+                refresh: str = google_sheets.REFRESH_TOKEN) -> None:  # fmt: skip
     secret = {
         "access_token": access,
         "refresh_token": refresh,
@@ -304,14 +340,14 @@ def oauth(world: World, tenant: TenantFixture, *, access: str = "ya29.valid-toke
         "client_secret": google_sheets.CLIENT_SECRET,
         "expires_at": str(int(time.time() + expires_in)),
     }
-    world.credentials.put(tenant.id, "google_sheets", secret, kind="oauth", provider="google")
+    await world.credentials.create(tenant.system, name="google_sheets", kind="oauth", secret=secret, provider="google")
 
 
 SHEET = {"spreadsheet_id": google_sheets.SPREADSHEET_ID}
 
 
 async def test_sheets_read_append_update(world: World, tenant_a: TenantFixture) -> None:
-    oauth(world, tenant_a)
+    await oauth(world, tenant_a)
     read = await world.run(tenant_a.system, "google_sheets@v1", {**SHEET, "action": "read", "range": "Sheet1!A1:B2"})
     assert read.outcome is Outcome.SUCCEEDED, read.error
     assert read.output["values"] == [["name", "qty"], ["apples", "3"]]
@@ -335,11 +371,11 @@ async def test_sheets_read_append_update(world: World, tenant_a: TenantFixture) 
     assert put.method == "PUT"
     assert put.query == {"valueInputOption": ["RAW"]}
     assert all(a.headers["authorization"] == "Bearer ya29.valid-token" for a in world.sheets.server.arrivals)
-    assert world.credentials.refreshed == []
+    assert await world.trail(tenant_a.system, "credential.refreshed") == []
 
 
 async def test_sheets_refreshes_an_expired_token_and_stores_it(world: World, tenant_a: TenantFixture) -> None:
-    oauth(world, tenant_a, access="ya29.expired", expires_in=-10)
+    await oauth(world, tenant_a, access="ya29.expired", expires_in=-10)
     result = await world.run(tenant_a.system, "google_sheets@v1", {**SHEET, "action": "read", "range": "Sheet1!A1"})
     assert result.outcome is Outcome.SUCCEEDED, result.error
     token_call, read = world.sheets.server.arrivals
@@ -352,8 +388,11 @@ async def test_sheets_refreshes_an_expired_token_and_stores_it(world: World, ten
         "client_secret": google_sheets.CLIENT_SECRET,
     }
     assert read.headers["authorization"] == "Bearer ya29.refreshed-1"
-    ((tenant, name, secret),) = world.credentials.refreshed
-    assert (tenant, name) == (tenant_a.id, "google_sheets")
+    (refreshed,) = await world.trail(tenant_a.system, "credential.refreshed")
+    assert uses([refreshed]) == [("succeeded", None, "google_sheets@v1", "google_sheets")]
+    assert refreshed.payload is not None
+    assert refreshed.payload["call_id"] == str(result.call_id)
+    secret = await stored_secret(world, tenant_a, "google_sheets")  # sealed in the vault, opened again
     assert secret["access_token"] == "ya29.refreshed-1"
     assert secret["refresh_token"] == google_sheets.REFRESH_TOKEN
     assert float(secret["expires_at"]) > time.time() + 3000
@@ -364,22 +403,24 @@ async def test_sheets_refreshes_an_expired_token_and_stores_it(world: World, ten
 
 
 async def test_sheets_refreshes_once_on_401(world: World, tenant_a: TenantFixture) -> None:
-    oauth(world, tenant_a, access="ya29.revoked")  # not expired by the clock, but Google says 401
+    await oauth(world, tenant_a, access="ya29.revoked")  # not expired by the clock, but Google says 401
     result = await world.run(tenant_a.system, "google_sheets@v1", {**SHEET, "action": "read", "range": "Sheet1!A1"})
     assert result.outcome is Outcome.SUCCEEDED, result.error
     assert [a.path.rsplit("/", 1)[-1] for a in world.sheets.server.arrivals] == ["Sheet1!A1", "token", "Sheet1!A1"]
-    assert len(world.credentials.refreshed) == 1
+    assert len(await world.trail(tenant_a.system, "credential.refreshed")) == 1
+    assert (await stored_secret(world, tenant_a, "google_sheets"))["access_token"] == "ya29.refreshed-1"
 
 
 async def test_sheets_revoked_refresh_token_says_reconnect(world: World, tenant_a: TenantFixture) -> None:
-    oauth(world, tenant_a, access="ya29.expired", expires_in=-10, refresh="1//revoked")
+    await oauth(world, tenant_a, access="ya29.expired", expires_in=-10, refresh="1//revoked")
     result = await world.run(tenant_a.system, "google_sheets@v1", {**SHEET, "action": "read", "range": "Sheet1!A1"})
     failed(result, "Google OAuth refused the request (400)", "invalid_grant", "Token has been expired or revoked")
-    assert world.credentials.refreshed == []
+    assert await world.trail(tenant_a.system, "credential.refreshed") == []
+    assert (await stored_secret(world, tenant_a, "google_sheets"))["access_token"] == "ya29.expired"
 
 
 async def test_sheets_401_after_refresh_is_a_failure_not_a_loop(world: World, tenant_a: TenantFixture) -> None:
-    oauth(world, tenant_a, access="ya29.revoked")
+    await oauth(world, tenant_a, access="ya29.revoked")
     world.sheets.reject_all = True  # even the freshly refreshed token is refused
     result = await world.run(tenant_a.system, "google_sheets@v1", {**SHEET, "action": "read", "range": "Sheet1!A1"})
     failed(result, "rejected the credential (401)", "UNAUTHENTICATED")
@@ -400,14 +441,14 @@ async def test_sheets_401_after_refresh_is_a_failure_not_a_loop(world: World, te
 async def test_sheets_failures_are_clear(
     world: World, tenant_a: TenantFixture, reply: Reply, fragments: list[str]
 ) -> None:
-    oauth(world, tenant_a)
+    await oauth(world, tenant_a)
     world.sheets.override = reply
     result = await world.run(tenant_a.system, "google_sheets@v1", {**SHEET, "action": "read", "range": "Sheet1!A1"})
     failed(result, *fragments)
 
 
 async def test_sheets_arguments_are_checked(world: World, tenant_a: TenantFixture) -> None:
-    oauth(world, tenant_a)
+    await oauth(world, tenant_a)
     no_values = await world.run(tenant_a.system, "google_sheets@v1", {**SHEET, "action": "append", "range": "A1"})
     failed(no_values, "append needs values")
     bad_id = await world.run(tenant_a.system, "google_sheets@v1",
@@ -419,7 +460,7 @@ async def test_sheets_arguments_are_checked(world: World, tenant_a: TenantFixtur
 async def test_sheets_token_endpoint_is_behind_the_door_too(
     world: World, services: Services, tenant_a: TenantFixture
 ) -> None:
-    oauth(world, tenant_a, access="ya29.expired", expires_in=-10)
+    await oauth(world, tenant_a, access="ya29.expired", expires_in=-10)
     await deny(services, tenant_a, google_sheets.TOKEN_HOST)
     result = await world.run(tenant_a.system, "google_sheets@v1", {**SHEET, "action": "read", "range": "Sheet1!A1"})
     failed(result, "rule: tenant-domain-denied")
@@ -429,12 +470,14 @@ async def test_sheets_token_endpoint_is_behind_the_door_too(
 # --- r8r ----------------------------------------------------------------------------------
 
 
-def r8r_token(world: World, tenant: TenantFixture) -> None:
-    world.credentials.put(tenant.id, "r8r", {"token": r8r.TOKEN}, provider="r8r")
+async def r8r_token(world: World, tenant: TenantFixture) -> None:
+    await world.credentials.create(
+        tenant.system, name="r8r", kind="bearer_token", secret={"token": r8r.TOKEN}, provider="r8r"
+    )
 
 
 async def test_r8r_lists_and_shows(world: World, tenant_a: TenantFixture) -> None:
-    r8r_token(world, tenant_a)
+    await r8r_token(world, tenant_a)
     listed = await world.run(tenant_a.system, "r8r@v1", {"action": "list"})
     assert [w["name"] for w in listed.output["workflows"]] == ["enrich-lead", "cleanup", "score", "mailer"]
     shown = await world.run(tenant_a.system, "r8r@v1", {"action": "show", "workflow": "cleanup"})
@@ -446,7 +489,7 @@ async def test_r8r_lists_and_shows(world: World, tenant_a: TenantFixture) -> Non
 
 
 async def test_r8r_runs_a_safe_workflow_after_judging_it(world: World, tenant_a: TenantFixture) -> None:
-    r8r_token(world, tenant_a)
+    await r8r_token(world, tenant_a)
     result = await world.run(tenant_a.system, "r8r@v1", {"action": "run", "workflow": "enrich-lead",
                                                          "inputs": {"id": 7}})  # fmt: skip
     assert result.outcome is Outcome.SUCCEEDED, result.error
@@ -466,7 +509,7 @@ async def test_r8r_runs_a_safe_workflow_after_judging_it(world: World, tenant_a:
 async def test_r8r_refuses_unsafe_workflows_in_saas(
     world: World, tenant_a: TenantFixture, workflow: str, fragment: str
 ) -> None:
-    r8r_token(world, tenant_a)
+    await r8r_token(world, tenant_a)
     result = await world.run(tenant_a.system, "r8r@v1", {"action": "run", "workflow": workflow})
     failed(result, fragment)
     assert world.r8r.executed == []
@@ -475,7 +518,7 @@ async def test_r8r_refuses_unsafe_workflows_in_saas(
 
 async def test_r8r_runs_any_workflow_in_self_hosted(services: Services, tenant_a: TenantFixture) -> None:
     async with api_world(services, mode=DeploymentMode.SELF_HOSTED) as world:
-        r8r_token(world, tenant_a)
+        await r8r_token(world, tenant_a)
         result = await world.run(tenant_a.system, "r8r@v1", {"action": "run", "workflow": "cleanup"})
         assert result.outcome is Outcome.SUCCEEDED, result.error
         assert [name for name, _ in world.r8r.executed] == ["cleanup"]
@@ -495,14 +538,14 @@ async def test_r8r_runs_any_workflow_in_self_hosted(services: Services, tenant_a
 async def test_r8r_failures_are_clear(
     world: World, tenant_a: TenantFixture, reply: Reply, fragments: list[str]
 ) -> None:
-    r8r_token(world, tenant_a)
+    await r8r_token(world, tenant_a)
     world.r8r.override = reply
     failed(await world.run(tenant_a.system, "r8r@v1", {"action": "run", "workflow": "enrich-lead"}), *fragments)
     assert world.r8r.executed == []
 
 
 async def test_r8r_unknown_workflow_and_egress(world: World, services: Services, tenant_a: TenantFixture) -> None:
-    r8r_token(world, tenant_a)
+    await r8r_token(world, tenant_a)
     unknown = await world.run(tenant_a.system, "r8r@v1", {"action": "run", "workflow": "nope"})
     failed(unknown, "(404)", "Workflow not found: nope")
     await deny(services, tenant_a, r8r.HOST)

@@ -34,7 +34,6 @@ from tenantgate.skills import SkillStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
 from tenantgate.tools import (
-    CredentialSource,
     Executor,
     HttpSource,
     Tool,
@@ -221,14 +220,12 @@ class Services:
         *,
         planner_http: PlannerHttp | None = None,
         outside: Outside | None = None,
-        credentials: CredentialSource | None = None,
     ) -> Services:
         """Assemble the services.
 
         Pass ``redactor`` to share it with logging (``configure_logging``). ``http``,
-        ``outside``, ``planner_http``, ``key_provider`` and ``credentials`` replace the real sources (tests
-        point them at loopback fakes); ``credentials`` then serves tools and planners instead
-        of the vault's store.
+        ``outside``, ``planner_http`` and ``key_provider`` replace the real sources (tests
+        point them at loopback fakes).
         """
         settings = installation.settings
         db = db or installation.database()
@@ -261,8 +258,7 @@ class Services:
             planner_http = PlannerHttp(policy=outside.policy, resolver=outside.resolver, dialer=dialer)
         vault = Vault(db=db, provider=key_provider or key_provider_from_settings(settings), audit=audit)
         # Every secret the vault opens is redacted wherever it shows up again in this process.
-        store = CredentialStore(db=db, vault=vault, audit=audit, known=redactor.known)
-        credentials = credentials or store
+        credentials = CredentialStore(db=db, vault=vault, audit=audit, known=redactor.known)
         executor = Executor(
             registry=registry, resources=ToolResources(http=http, credentials=credentials), redactor=redactor
         )
@@ -302,7 +298,7 @@ class Services:
             http=http,
             redactor=redactor,
             vault=vault,
-            credentials=store,
+            credentials=credentials,
             runtime=runtime,
             memory=memory,
             cron=cron,
