@@ -325,10 +325,12 @@ async def test_known_value_sink_hears_every_opened_and_refreshed_secret(services
     known = Registry()
     store = CredentialStore(db=services.db, vault=services.vault, audit=services.audit, known=known)
     info = await store.create(
-        tenant.system, name="g", kind="oauth", secret={"access_token": "a1", "refresh_token": "r1"}
-    )
+        tenant.system, name="g", kind="oauth",
+        secret={"access_token": "a1", "refresh_token": "r1", "expires_at": "1764500000", "client_id": "app-123"},
+    )  # fmt: skip
     assert known.values == []  # storing is not opening
     await use(services, tenant.system, "g", store)
+    # An expiry time and a client id are stored with the secret but are not secrets: never redacted.
     assert sorted(known.values) == ["a1", "r1"]
     await store.store_refreshed(tenant.system, info.id, {"access_token": "a2", "refresh_token": "r1"}, tool="t@v1",
                                 call_id=uuid.uuid4())  # fmt: skip

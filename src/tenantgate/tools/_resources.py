@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from tenantgate.context import TenantContext
 from tenantgate.errors import CapabilityDenied, TenantgateError
 from tenantgate.redact import KnownSecrets
+from tenantgate.vault import Credential, secret_values
 
 if TYPE_CHECKING:
     from tenantgate.tools._spec import ToolSpec
@@ -32,18 +33,6 @@ class ToolUnavailable(TenantgateError):
     """This process was started without a resource the tool needs (credentials or outbound HTTP)."""
 
     code = "tool_unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    """A tenant's credential, opened for one tool call. ``secret`` never leaves the handler."""
-
-    id: uuid.UUID
-    name: str
-    kind: str  # api_key, oauth, webhook_secret, basic_auth, ...
-    provider: str | None
-    secret: Mapping[str, str] = field(repr=False)
-    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
 class CredentialSource(Protocol):
@@ -103,7 +92,7 @@ class ToolCall:
             raise ToolUnavailable(f"{spec.name} needs credentials, but this process has no credential vault.")
         credential = await source.use(self.ctx, name, tool=spec.name, call_id=self.call_id, run_id=self.run_id)
         if self.secrets is not None:
-            self.secrets.add_all(credential.secret.values())
+            self.secrets.add_all(secret_values(credential.secret))
         return credential
 
     async def store_refreshed(self, credential: Credential, secret: Mapping[str, str]) -> None:
@@ -113,7 +102,7 @@ class ToolCall:
         if source is None:
             raise ToolUnavailable(f"{spec.name} needs credentials, but this process has no credential vault.")
         if self.secrets is not None:
-            self.secrets.add_all(secret.values())
+            self.secrets.add_all(secret_values(secret))
         await source.store_refreshed(self.ctx, credential.id, secret, tool=spec.name, call_id=self.call_id)
 
     def http(self) -> httpx.AsyncClient:

@@ -9,7 +9,7 @@ provider that does not answer is :class:`KeyProviderUnavailable` (fail closed).
 
 from tenantgate.vault._credentials import CredentialInfo, CredentialStore, KnownValues, require_credential_manager
 from tenantgate.vault._errors import CredentialUnreadable, KeyProviderUnavailable
-from tenantgate.vault._kinds import CredentialKind, required_fields
+from tenantgate.vault._kinds import NOT_SECRET_FIELDS, Credential, CredentialKind, required_fields, secret_values
 from tenantgate.vault._kms import AwsKms
 from tenantgate.vault._provider import KeyProvider, LocalKeyFile, decode_master_keys
 from tenantgate.vault._setup import key_provider_from_settings
@@ -17,7 +17,9 @@ from tenantgate.vault._transit import VaultTransit
 from tenantgate.vault._vault import KekRotation, Sealed, Vault
 
 __all__ = [
+    "NOT_SECRET_FIELDS",
     "AwsKms",
+    "Credential",
     "CredentialInfo",
     "CredentialKind",
     "CredentialStore",
@@ -34,4 +36,5 @@ __all__ = [
     "key_provider_from_settings",
     "require_credential_manager",
     "required_fields",
+    "secret_values",
 ]

@@ -23,9 +23,16 @@ from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import Role, TenantContext
 from tenantgate.errors import Conflict, InvalidInput, NotFound, RoleRequired
 from tenantgate.store import Database, tables
-from tenantgate.tools import Credential
 from tenantgate.vault._errors import CredentialUnreadable, KeyProviderUnavailable
-from tenantgate.vault._kinds import CredentialKind, check_metadata, check_name, check_provider, check_secret
+from tenantgate.vault._kinds import (
+    Credential,
+    CredentialKind,
+    check_metadata,
+    check_name,
+    check_provider,
+    check_secret,
+    secret_values,
+)
 from tenantgate.vault._vault import Vault
 
 __all__ = ["CredentialInfo", "CredentialStore", "KnownValues", "require_credential_manager"]
@@ -241,7 +248,7 @@ class CredentialStore:
             await self._audit.record(ctx, failed)
             raise
         if self._known is not None:
-            for value in secret.values():
+            for value in secret_values(secret):
                 self._known.add(value)
         return Credential(
             id=row.id, name=row.name, kind=row.kind, provider=row.provider, secret=secret, metadata=row.metadata
@@ -260,7 +267,7 @@ class CredentialStore:
                 conn, ctx, AuditEvent(action="credential.refreshed", decision="succeeded", tool=tool, payload=payload)
             )
         if self._known is not None:
-            for value in secret.values():
+            for value in secret_values(secret):
                 self._known.add(value)
 
     # --- rotation ---------------------------------------------------------------------------

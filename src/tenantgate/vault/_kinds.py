@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from enum import StrEnum
 from typing import Any
 
@@ -17,12 +20,15 @@ __all__ = [
     "MAX_FIELDS",
     "MAX_METADATA_BYTES",
     "MAX_VALUE_CHARS",
+    "NOT_SECRET_FIELDS",
+    "Credential",
     "CredentialKind",
     "check_metadata",
     "check_name",
     "check_provider",
     "check_secret",
     "required_fields",
+    "secret_values",
 ]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
@@ -30,6 +36,29 @@ _FIELD = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_FIELDS = 32
 MAX_VALUE_CHARS = 16_384
 MAX_METADATA_BYTES = 8_192
+
+
+# Fields stored with a secret that are not secret themselves (an OAuth expiry, a token type, a
+# client id, a username). They are never registered for exact-match redaction: a timestamp or
+# an id would otherwise be blanked wherever the same value appears in logs or tool output.
+NOT_SECRET_FIELDS = frozenset({"expires_at", "expires_in", "token_type", "scope", "client_id", "username"})
+
+
+def secret_values(secret: Mapping[str, str]) -> list[str]:
+    """The values of ``secret`` that are secrets (for the redaction pipeline's known values)."""
+    return [value for name, value in secret.items() if name not in NOT_SECRET_FIELDS]
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A tenant's credential, opened for one tool call. ``secret`` never leaves the handler."""
+
+    id: uuid.UUID
+    name: str
+    kind: str  # api_key, oauth, webhook_secret, basic_auth, ...
+    provider: str | None
+    secret: Mapping[str, str] = dataclass_field(repr=False)
+    metadata: Mapping[str, Any] = dataclass_field(default_factory=dict)
 
 
 class CredentialKind(StrEnum):
