@@ -273,6 +273,7 @@ class Services:
                 defaults=ProviderDefaults.from_settings(settings), http=planner_http, credentials=credentials
             ),
             redactor=redactor,
+            skills=skills,
             limits=RuntimeLimits(step_limit=settings.agent_step_limit, time_limit_s=settings.agent_time_limit_s),
         )
         if "message@v1" not in registry:

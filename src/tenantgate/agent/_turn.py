@@ -14,7 +14,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -108,6 +108,12 @@ def _schema_errors(spec: ToolSpec, arguments: dict[str, Any]) -> list[dict[str, 
     return []
 
 
+class SkillLayer(Protocol):
+    """The tenant's enabled skills as prompt text (``tenantgate.skills.SkillStore``)."""
+
+    async def prompt_layer(self, ctx: TenantContext) -> str: ...
+
+
 class AgentRuntime:
     """Runs agent turns for sessions; also the outbox the ``message`` tool delivers through."""
 
@@ -121,6 +127,7 @@ class AgentRuntime:
         policies: PolicySource,
         planners: PlannerFactory,
         redactor: Redactor,
+        skills: SkillLayer | None = None,
         limits: RuntimeLimits | None = None,
     ) -> None:
         self.sessions = SessionStore(db=db, audit=audit)
@@ -130,6 +137,7 @@ class AgentRuntime:
         self._registry = registry
         self._policies = policies
         self._planners = planners
+        self._skills = skills
         self._limits = limits or RuntimeLimits()
         self._live: dict[uuid.UUID, LiveRun] = {}
 
@@ -164,7 +172,9 @@ class AgentRuntime:
             await self.runs.audit_started(conn, ctx, run_id=run_id, session_id=session_id, planner=choice.provider,
                                           model=model)  # fmt: skip
         live = LiveRun(ctx=ctx, run_id=run_id, session_id=session_id, store=self.runs, written=written)
-        conversation = Conversation(system_prompt(choice.instructions))
+        skills = await self._skills.prompt_layer(ctx) if self._skills is not None else ""
+        # The tenant layer: its own instructions, then its enabled skills; both below the platform rules.
+        conversation = Conversation(system_prompt("\n\n".join(p for p in (choice.instructions, skills) if p)))
         conversation.turns.extend(
             UserTurn(m.content) if m.role == "user" else AssistantTurn(m.content) for m in history
         )
