@@ -23,10 +23,11 @@ from tenantgate.auth import (
     load_pepper,
 )
 from tenantgate.config import Settings
+from tenantgate.directives import DirectiveQueue, DirectiveStore
 from tenantgate.context import TenantContext
 from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader, Resolver
 from tenantgate.errors import ConfigurationError
-from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
+from tenantgate.gate import Boundary, Confirmations, DirectiveRunner, Gate, PolicyCache, PolicyStore
 from tenantgate.memory import MemoryStore
 from tenantgate.redact import Redactor
 from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
@@ -208,6 +209,8 @@ class Services:
     cron: CronStore
     heartbeat: HeartbeatStore
     skills: SkillStore
+    directives: DirectiveRunner
+    queue: DirectiveQueue | None  # set when TENANTGATE_DIRECTIVES=queue
 
     @classmethod
     def build(
@@ -266,7 +269,23 @@ class Services:
         executor = Executor(
             registry=registry, resources=ToolResources(http=http, credentials=credentials), redactor=redactor
         )
-        boundary = Boundary(gate=gate, executor=executor, confirmations=confirmations, audit=audit)
+        # Directives: side effects recorded before they happen (see tenantgate.gate._directives).
+        queue = (
+            DirectiveQueue(
+                installation.app_url,
+                max_attempts=settings.directive_max_attempts,
+                backoff_s=settings.directive_backoff_s,
+            )
+            if settings.directives == "queue"
+            else None
+        )
+        directives = DirectiveRunner(
+            store=DirectiveStore(db=db, audit=audit), executor=executor, registry=registry, mode=settings.mode,
+            enqueue=queue.enqueue if queue is not None else None, max_attempts=settings.directive_max_attempts,
+        )  # fmt: skip
+        boundary = Boundary(
+            gate=gate, executor=executor, confirmations=confirmations, audit=audit, directives=directives
+        )
         runtime = AgentRuntime(
             db=db,
             audit=audit,
@@ -307,6 +326,8 @@ class Services:
             cron=cron,
             heartbeat=heartbeat,
             skills=skills,
+            directives=directives,
+            queue=queue,
         )
 
     async def start(self) -> None:
@@ -315,5 +336,7 @@ class Services:
 
     async def stop(self) -> None:
         await self.policy_cache.stop()
+        if self.queue is not None:
+            await self.queue.close()
         await self.audit.drain()  # access events still in flight are written, not dropped
         await self.db.dispose()
