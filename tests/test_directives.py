@@ -1,0 +1,156 @@
+"""Directives: effects recorded before they happen, and exactly once per idempotency key.
+
+The provider is a loopback fake that honours ``Idempotency-Key`` the way Stripe does (a
+replayed key returns the first response) and counts effects per key: the ground truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from ipaddress import ip_network
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tenantgate.context import TenantContext
+from tenantgate.directives import DirectiveNotFound, DirectiveStatus, IdempotencyConflict
+from tenantgate.egress import EgressPolicy
+from tenantgate.gate import ProposedCall
+from tenantgate.installation import Installation, Outside, Services
+from tenantgate.tools import Outcome, ToolRegistry
+from tests import directive_tools, fixture_tools
+from tests.conftest import TenantFixture, new_tenant
+from tests.fakes.server import FakeServer, Reply, Request
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakePayments:
+    """``POST /v1/charges``: one charge per Idempotency-Key; a replay returns the first charge."""
+
+    def __init__(self, on_effect: Callable[[], None] | None = None) -> None:
+        self.charges: dict[str, dict[str, Any]] = {}
+        self.effects: dict[str, int] = {}
+        self._on_effect = on_effect
+
+    async def __call__(self, request: Request) -> Reply:
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return Reply(400, {"error": {"type": "invalid_request_error", "message": "Idempotency-Key required"}})
+        if key in self.charges:
+            return Reply(200, self.charges[key], {"Idempotent-Replayed": "true"})
+        self.effects[key] = self.effects.get(key, 0) + 1
+        self.charges[key] = {"id": "ch_" + uuid.uuid4().hex[:24], "object": "charge", **request.json()}
+        if self._on_effect is not None:
+            self._on_effect()  # the effect happened; whoever asked may never hear about it
+        return Reply(200, self.charges[key])
+
+
+def _registry(services: Services) -> ToolRegistry:
+    registry = fixture_tools.registry(services.settings.mode)
+    registry.register_available([directive_tools.charge])
+    registry.add_package(directive_tools.PACKAGE)
+    return registry
+
+
+def _build(installation: Installation, services: Services, port: int) -> Services:
+    policy = EgressPolicy(
+        allowed_ports=frozenset({port}), allowed_private=frozenset({ip_network("127.0.0.1/32")}), timeout_s=5.0
+    )
+    return Services.build(installation, registry=_registry(services), outside=Outside(policy=policy))
+
+
+@pytest.fixture
+async def provider() -> AsyncIterator[tuple[FakePayments, FakeServer]]:
+    payments = FakePayments()
+    async with FakeServer(payments) as server:
+        yield payments, server
+
+
+@pytest.fixture
+async def payments_services(
+    installation: Installation, services: Services, provider: tuple[FakePayments, FakeServer]
+) -> AsyncIterator[Services]:
+    built = _build(installation, services, provider[1].port)
+    await built.start()
+    yield built
+    await built.stop()
+
+
+@dataclass(frozen=True)
+class Payer:
+    tenant: TenantFixture
+    system: TenantContext  # the tenant's owner, authenticated by API key (the name matches the fixtures)
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.tenant.id
+
+
+async def _tenant(built: Services, services: Services) -> Payer:
+    tenant = await new_tenant(services, "pay")
+    await built.policies.set_policy(tenant.system, directive_tools.POLICY)
+    owner = await services.authenticator.authenticate(f"Bearer {tenant.owner_key}", request_id="test")
+    return Payer(tenant, owner)
+
+
+def _charge(server: FakeServer, amount: int = 500) -> ProposedCall:
+    return ProposedCall(tool="charge@v1", arguments={"url": f"http://127.0.0.1:{server.port}/v1/charges", "amount": amount})
+
+
+async def test_same_key_from_many_clients_at_once_is_one_effect(
+    payments_services: Services, services: Services, provider: tuple[FakePayments, FakeServer]
+) -> None:
+    tenant = await _tenant(payments_services, services)
+    payments, server = provider
+    outcomes = await asyncio.gather(
+        *(payments_services.boundary.call(tenant.system, _charge(server), idempotency_key="order-42") for _ in range(8))
+    )
+    results = [o.result for o in outcomes]
+    assert all(r is not None and r.outcome is Outcome.SUCCEEDED for r in results)
+    assert len({r.directive_id for r in results if r is not None}) == 1
+    assert len({r.output["charge_id"] for r in results if r is not None}) == 1
+    assert list(payments.effects.values()) == [1]
+    assert len(server.arrivals) == 1
+    directive = await payments_services.directives.store.get(tenant.system, results[0].directive_id)  # type: ignore[union-attr,arg-type]
+    assert (directive.status, directive.attempts, directive.idempotency_key) == (DirectiveStatus.SUCCEEDED, 1, "order-42")
+    # The provider saw the directive id as its idempotency key.
+    assert server.arrivals[0].headers["idempotency-key"] == str(directive.id)
+
+
+async def test_a_key_reused_for_a_different_call_is_refused_and_changes_nothing(
+    payments_services: Services, services: Services, provider: tuple[FakePayments, FakeServer]
+) -> None:
+    tenant = await _tenant(payments_services, services)
+    payments, server = provider
+    first = await payments_services.boundary.call(tenant.system, _charge(server, 500), idempotency_key="k")
+    with pytest.raises(IdempotencyConflict):
+        await payments_services.boundary.call(tenant.system, _charge(server, 900), idempotency_key="k")
+    again = await payments_services.boundary.call(tenant.system, _charge(server, 500), idempotency_key="k")
+    assert first.result is not None and first.result.outcome is Outcome.SUCCEEDED
+    assert again.result is not None and again.result.output == first.result.output  # the first outcome
+    assert list(payments.effects.values()) == [1]
+
+
+async def test_directives_are_invisible_across_tenants(
+    payments_services: Services, services: Services, provider: tuple[FakePayments, FakeServer]
+) -> None:
+    a = await _tenant(payments_services, services)
+    b = await _tenant(payments_services, services)
+    server = provider[1]
+    outcome = await payments_services.boundary.call(a.system, _charge(server), idempotency_key="same-key")
+    other = await payments_services.boundary.call(b.system, _charge(server), idempotency_key="same-key")
+    assert outcome.result is not None and other.result is not None
+    assert outcome.result.directive_id != other.result.directive_id  # keys are per tenant
+    assert outcome.result.directive_id is not None
+    with pytest.raises(DirectiveNotFound):
+        await payments_services.directives.store.get(b.system, outcome.result.directive_id)
+    # SQL level: tenant b's transaction sees none of a's rows, even without a WHERE.
+    async with services.db.tenant(b.system) as conn:
+        tenants = (await conn.execute(sa.text("SELECT DISTINCT tenant_id FROM tenantgate.directives"))).scalars().all()
+    assert tenants == [b.id]
