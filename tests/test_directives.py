@@ -100,7 +100,9 @@ async def _tenant(built: Services, services: Services) -> Payer:
 
 
 def _charge(server: FakeServer, amount: int = 500) -> ProposedCall:
-    return ProposedCall(tool="charge@v1", arguments={"url": f"http://127.0.0.1:{server.port}/v1/charges", "amount": amount})
+    return ProposedCall(
+        tool="charge@v1", arguments={"url": f"http://127.0.0.1:{server.port}/v1/charges", "amount": amount}
+    )
 
 
 async def test_same_key_from_many_clients_at_once_is_one_effect(
@@ -118,7 +120,11 @@ async def test_same_key_from_many_clients_at_once_is_one_effect(
     assert list(payments.effects.values()) == [1]
     assert len(server.arrivals) == 1
     directive = await payments_services.directives.store.get(tenant.system, results[0].directive_id)  # type: ignore[union-attr,arg-type]
-    assert (directive.status, directive.attempts, directive.idempotency_key) == (DirectiveStatus.SUCCEEDED, 1, "order-42")
+    assert (directive.status, directive.attempts, directive.idempotency_key) == (
+        DirectiveStatus.SUCCEEDED,
+        1,
+        "order-42",
+    )
     # The provider saw the directive id as its idempotency key.
     assert server.arrivals[0].headers["idempotency-key"] == str(directive.id)
 
@@ -132,8 +138,10 @@ async def test_a_key_reused_for_a_different_call_is_refused_and_changes_nothing(
     with pytest.raises(IdempotencyConflict):
         await payments_services.boundary.call(tenant.system, _charge(server, 900), idempotency_key="k")
     again = await payments_services.boundary.call(tenant.system, _charge(server, 500), idempotency_key="k")
-    assert first.result is not None and first.result.outcome is Outcome.SUCCEEDED
-    assert again.result is not None and again.result.output == first.result.output  # the first outcome
+    assert first.result is not None
+    assert first.result.outcome is Outcome.SUCCEEDED
+    assert again.result is not None
+    assert again.result.output == first.result.output
     assert list(payments.effects.values()) == [1]
 
 
@@ -145,7 +153,8 @@ async def test_directives_are_invisible_across_tenants(
     server = provider[1]
     outcome = await payments_services.boundary.call(a.system, _charge(server), idempotency_key="same-key")
     other = await payments_services.boundary.call(b.system, _charge(server), idempotency_key="same-key")
-    assert outcome.result is not None and other.result is not None
+    assert outcome.result is not None
+    assert other.result is not None
     assert outcome.result.directive_id != other.result.directive_id  # keys are per tenant
     assert outcome.result.directive_id is not None
     with pytest.raises(DirectiveNotFound):

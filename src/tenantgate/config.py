@@ -203,7 +203,7 @@ class Settings(BaseSettings):
     # attempt); "queue" defers it to the PostgreSQL job queue that `tenantgate worker` serves.
     directives: Literal["inline", "queue"] = "inline"
     directive_max_attempts: int = Field(default=5, ge=1, le=100)
-    directive_backoff_s: float = Field(default=1.0, gt=0, le=3600)
+    directive_backoff_s: int = Field(default=1, ge=1, le=3600)  # exponential: n-th retry waits backoff**n
     worker_concurrency: int = Field(default=4, ge=1, le=256)
     worker_heartbeat_s: float = Field(default=5.0, gt=0, le=600)
     worker_stalled_after_s: float = Field(default=20.0, gt=0, le=3600)

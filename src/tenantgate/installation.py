@@ -23,8 +23,8 @@ from tenantgate.auth import (
     load_pepper,
 )
 from tenantgate.config import Settings
-from tenantgate.directives import DirectiveQueue, DirectiveStore
 from tenantgate.context import TenantContext
+from tenantgate.directives import DirectiveQueue, DirectiveStore
 from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader, Resolver
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, DirectiveRunner, Gate, PolicyCache, PolicyStore

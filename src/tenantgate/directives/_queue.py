@@ -43,7 +43,7 @@ class WorkerTiming:
 class DirectiveQueue:
     """Defers directive jobs, and (in ``tenantgate worker``) serves them with retries and backoff."""
 
-    def __init__(self, conninfo: str, *, max_attempts: int = 5, backoff_s: float = 1.0) -> None:
+    def __init__(self, conninfo: str, *, max_attempts: int = 5, backoff_s: int = 1) -> None:
         connector = PsycopgConnector(
             conninfo=conninfo, min_size=1, max_size=4, kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"}
         )

@@ -287,7 +287,9 @@ class DirectiveStore:
         }  # fmt: skip
         if directive.run_id is not None:
             payload["run_id"] = str(directive.run_id)
-        if directive.last_error and not directive.status == DirectiveStatus.SUCCEEDED:
+        if directive.last_error and directive.status != DirectiveStatus.SUCCEEDED:
             payload["error"] = directive.last_error[:500]
         decision = "failed" if directive.status == DirectiveStatus.FAILED else None
-        await self._audit.append(conn, ctx, AuditEvent(action=action, decision=decision, tool=directive.tool, payload=payload))
+        await self._audit.append(
+            conn, ctx, AuditEvent(action=action, decision=decision, tool=directive.tool, payload=payload)
+        )

@@ -112,7 +112,9 @@ class DirectiveRunner:
             directive = await self.store.get(lookup, directive_id)
             if result is not None:
                 if directive.status is DirectiveStatus.REQUESTED:
-                    raise DirectiveRetry(f"directive {directive_id} attempt {directive.attempts} failed: {result.error}")
+                    raise DirectiveRetry(
+                        f"directive {directive_id} attempt {directive.attempts} failed: {result.error}"
+                    )
                 return directive
             if directive.status is DirectiveStatus.RUNNING and directive.lease_until is not None:
                 # Another holder's lease is live (a worker that may have died): wait it out once.

@@ -57,7 +57,10 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute("CREATE INDEX directives_open ON tenantgate.directives (tenant_id, status) WHERE status IN ('requested', 'running')")
+    op.execute(
+        "CREATE INDEX directives_open ON tenantgate.directives (tenant_id, status)"
+        " WHERE status IN ('requested', 'running')"
+    )
     make_tenant_owned("directives", app_privileges=["SELECT", "INSERT", "UPDATE"])
 
     # The durable event log. ``dedupe_key`` (the provider's event id, or the source's own key)
