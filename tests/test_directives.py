@@ -7,9 +7,13 @@ replayed key returns the first response) and counts effects per key: the ground 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
@@ -36,7 +40,7 @@ class FakePayments:
     def __init__(self, on_effect: Callable[[], None] | None = None) -> None:
         self.charges: dict[str, dict[str, Any]] = {}
         self.effects: dict[str, int] = {}
-        self._on_effect = on_effect
+        self.on_effect = on_effect
 
     async def __call__(self, request: Request) -> Reply:
         key = request.headers.get("idempotency-key")
@@ -46,8 +50,8 @@ class FakePayments:
             return Reply(200, self.charges[key], {"Idempotent-Replayed": "true"})
         self.effects[key] = self.effects.get(key, 0) + 1
         self.charges[key] = {"id": "ch_" + uuid.uuid4().hex[:24], "object": "charge", **request.json()}
-        if self._on_effect is not None:
-            self._on_effect()  # the effect happened; whoever asked may never hear about it
+        if self.on_effect is not None:
+            self.on_effect()  # the effect happened; whoever asked may never hear about it
         return Reply(200, self.charges[key])
 
 
@@ -163,3 +167,82 @@ async def test_directives_are_invisible_across_tenants(
     async with services.db.tenant(b.system) as conn:
         tenants = (await conn.execute(sa.text("SELECT DISTINCT tenant_id FROM tenantgate.directives"))).scalars().all()
     assert tenants == [b.id]
+
+
+def _worker_env(installation: Installation, data_dir: Path) -> dict[str, str]:
+    settings = installation.settings
+    assert settings.pepper is not None
+    assert settings.master_key is not None
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")},
+        "PYTHONPATH": str(ROOT),
+        "TENANTGATE_DATA_DIR": str(data_dir),
+        "TENANTGATE_DATABASE_URL": installation.app_url,
+        "TENANTGATE_ADMIN_DATABASE_URL": installation.admin_url,
+        "TENANTGATE_DB_ROLE_PREFIX": settings.db_role_prefix,
+        "TENANTGATE_PEPPER": settings.pepper.get_secret_value(),
+        "TENANTGATE_MASTER_KEY": settings.master_key.get_secret_value(),
+        "TENANTGATE_DIRECTIVES": "queue",
+        "TENANTGATE_WORKER_HEARTBEAT_S": "0.5",
+        "TENANTGATE_WORKER_STALLED_AFTER_S": "2",
+        "TENANTGATE_LOG_LEVEL": "warning",
+    }
+
+
+async def test_a_worker_killed_after_the_provider_call_completes_exactly_once(
+    installation: Installation, services: Services, provider: tuple[FakePayments, FakeServer], tmp_path: Path
+) -> None:
+    payments, server = provider
+    queued_installation = replace(
+        installation, settings=installation.settings.model_copy(update={"directives": "queue"})
+    )
+    queued = _build(queued_installation, services, server.port)
+    await queued.start()
+    tenant = await _tenant(queued, services)
+    env = _worker_env(installation, tmp_path)
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def start_worker() -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "tests.directive_worker", str(server.port)]
+        with (tmp_path / f"worker{len(workers)}.log").open("wb") as log:  # the child keeps its own descriptor
+            workers.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log))
+        return workers[-1]
+
+    def kill_the_first_worker() -> None:
+        # The provider has made the charge; the worker dies before it hears back, so it never
+        # records the outcome: the worst moment for a crash.
+        if len(workers) == 1:
+            os.kill(workers[0].pid, signal.SIGKILL)
+
+    payments.on_effect = kill_the_first_worker
+    try:
+        first = start_worker()
+        outcome = await queued.boundary.call(tenant.system, _charge(server, 700), idempotency_key="invoice-7")
+        assert outcome.result is not None
+        directive_id = outcome.result.directive_id
+        assert directive_id is not None
+        assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
+        stuck = await queued.directives.store.get(tenant.system, directive_id)
+        assert stuck.status is DirectiveStatus.RUNNING  # the outcome was never recorded
+        assert list(payments.effects.values()) == [1]
+
+        start_worker()
+        for _ in range(400):
+            directive = await queued.directives.store.get(tenant.system, directive_id)
+            if directive.status.final:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.terminate()
+                await asyncio.to_thread(proc.wait, 15)
+        await queued.stop()
+    logs = "".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("worker*.log")))
+    assert directive.status is DirectiveStatus.SUCCEEDED, logs[-3000:]
+    assert directive.attempts == 2
+    assert list(payments.effects.values()) == [1]  # the provider saw one effect for the key
+    assert len(server.arrivals) == 2  # the second attempt re-sent the same key and got the first charge
+    assert {r.headers["idempotency-key"] for r in server.arrivals} == {str(directive_id)}
+    assert directive.result == {"charge_id": payments.charges[str(directive_id)]["id"], "amount": 700}
+    assert workers[1].returncode == 0  # stopped cleanly by SIGTERM

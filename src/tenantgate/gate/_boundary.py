@@ -17,7 +17,7 @@ from tenantgate.gate._confirmations import ConfirmationInfo, Confirmations
 from tenantgate.gate._decision import Code, Decision, Verdict
 from tenantgate.gate._directives import DirectiveRunner
 from tenantgate.gate._gate import Gate, ProposedCall, args_digest
-from tenantgate.tools import TOOL_NAME, Executor, ToolEffect, ToolResult
+from tenantgate.tools import TOOL_NAME, Executor, Outcome, ToolEffect, ToolResult
 
 __all__ = ["Boundary", "CallOutcome"]
 
@@ -115,12 +115,15 @@ class Boundary:
 
         assert decision.arguments is not None
         result = await self._execute(ctx, decision, call_id, run_id, idempotency_key)
+        pending = result.outcome is Outcome.PENDING  # a directive still running: its own rows say how it ends
         await self._audit.record(
             ctx,
             AuditEvent(
-                action="tool.executed", decision=result.outcome.value, tool=decision.tool,
+                action="tool.deferred" if pending else "tool.executed",
+                decision=None if pending else result.outcome.value, tool=decision.tool,
                 payload={"call_id": str(call_id), "duration_ms": round(result.duration_ms, 2),
                          **({"run_id": str(run_id)} if run_id else {}),
+                         **({"directive_id": str(result.directive_id)} if result.directive_id else {}),
                          **({"error": result.error} if result.error else {})},
             ),
         )  # fmt: skip
