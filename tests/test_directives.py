@@ -169,6 +169,10 @@ async def test_directives_are_invisible_across_tenants(
     assert tenants == [b.id]
 
 
+def _worker_logs(directory: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in sorted(directory.glob("worker*.log")))
+
+
 def _worker_env(installation: Installation, data_dir: Path) -> dict[str, str]:
     settings = installation.settings
     assert settings.pepper is not None
@@ -238,7 +242,7 @@ async def test_a_worker_killed_after_the_provider_call_completes_exactly_once(
                 proc.terminate()
                 await asyncio.to_thread(proc.wait, 15)
         await queued.stop()
-    logs = "".join(p.read_text(errors="replace") for p in sorted(tmp_path.glob("worker*.log")))
+    logs = _worker_logs(tmp_path)
     assert directive.status is DirectiveStatus.SUCCEEDED, logs[-3000:]
     assert directive.attempts == 2
     assert list(payments.effects.values()) == [1]  # the provider saw one effect for the key
