@@ -31,6 +31,7 @@ from tenantgate.gate import Boundary, Confirmations, DirectiveRunner, Gate, Poli
 from tenantgate.memory import MemoryStore
 from tenantgate.redact import Redactor
 from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
+from tenantgate.signals import SignalBus, SignalStore
 from tenantgate.skills import SkillStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
@@ -55,6 +56,7 @@ from tenantgate.tools.builtin import (
     skill_tools,
 )
 from tenantgate.vault import CredentialStore, KeyProvider, Vault, key_provider_from_settings
+from tenantgate.webhooks import WebhookEndpoints, WebhookIngest
 
 __all__ = ["Installation", "Outside", "Services", "build_registry", "egress_policy", "tenant_domain_lists"]
 
@@ -211,6 +213,8 @@ class Services:
     skills: SkillStore
     directives: DirectiveRunner
     queue: DirectiveQueue | None  # set when TENANTGATE_DIRECTIVES=queue
+    signals: SignalBus
+    webhooks: WebhookIngest
 
     @classmethod
     def build(
@@ -286,6 +290,11 @@ class Services:
         boundary = Boundary(
             gate=gate, executor=executor, confirmations=confirmations, audit=audit, directives=directives
         )
+        signals = SignalBus(store=SignalStore(db=db, audit=audit, redactor=redactor), mode=settings.mode)
+        webhooks = WebhookIngest(
+            endpoints=WebhookEndpoints(db=db, credentials=store, audit=audit), signals=signals.store, audit=audit,
+            mode=settings.mode, process=queue.enqueue_signal if queue is not None else signals.process_later,
+        )  # fmt: skip
         runtime = AgentRuntime(
             db=db,
             audit=audit,
@@ -328,6 +337,8 @@ class Services:
             skills=skills,
             directives=directives,
             queue=queue,
+            signals=signals,
+            webhooks=webhooks,
         )
 
     async def start(self) -> None:
@@ -336,6 +347,7 @@ class Services:
 
     async def stop(self) -> None:
         await self.policy_cache.stop()
+        await self.signals.drain()
         if self.queue is not None:
             await self.queue.close()
         await self.audit.drain()  # access events still in flight are written, not dropped

@@ -27,7 +27,12 @@ async def run_worker(services: Services) -> None:
     loop = asyncio.get_running_loop()
     timing = WorkerTiming(heartbeat_s=settings.worker_heartbeat_s, stalled_after_s=settings.worker_stalled_after_s)
     serving = asyncio.create_task(
-        services.queue.serve(services.directives.execute, concurrency=settings.worker_concurrency, timing=timing)
+        services.queue.serve(
+            services.directives.execute,
+            signals=services.signals.process,
+            concurrency=settings.worker_concurrency,
+            timing=timing,
+        )
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, serving.cancel)

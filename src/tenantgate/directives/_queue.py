@@ -24,6 +24,7 @@ __all__ = ["QUEUE", "QUEUE_SCHEMA", "DirectiveQueue", "WorkerTiming"]
 QUEUE = "directives"
 QUEUE_SCHEMA = "procrastinate"
 _TASK = "tenantgate.run_directive"
+_SIGNAL_TASK = "tenantgate.process_signal"
 _log = get_logger("tenantgate.directives")
 
 Handler = Callable[[uuid.UUID, uuid.UUID], Awaitable[object]]
@@ -57,7 +58,15 @@ class DirectiveQueue:
                 raise RuntimeError("this process defers directives; only a worker runs them")
             await self._handler(uuid.UUID(tenant_id), uuid.UUID(directive_id))
 
+        @self.app.task(name=_SIGNAL_TASK, queue=QUEUE, retry=retry)
+        async def process_signal(tenant_id: str, signal_id: str) -> None:
+            if self._signal_handler is None:
+                raise RuntimeError("this process records signals; only a worker processes them")
+            await self._signal_handler(uuid.UUID(tenant_id), uuid.UUID(signal_id))
+
         self._task = run_directive
+        self._signal_task = process_signal
+        self._signal_handler: Handler | None = None
         self._opened = False
 
     async def open(self) -> None:
@@ -78,6 +87,14 @@ class DirectiveQueue:
                 tenant_id=str(tenant_id), directive_id=str(directive_id)
             )
 
+    async def enqueue_signal(self, tenant_id: uuid.UUID, signal_id: uuid.UUID) -> None:
+        """Queue a recorded signal's processing (its subscribers run in the worker)."""
+        await self.open()
+        with contextlib.suppress(AlreadyEnqueued):
+            await self._signal_task.configure(queueing_lock=f"signal:{signal_id}").defer_async(
+                tenant_id=str(tenant_id), signal_id=str(signal_id)
+            )
+
     async def requeue_stalled(self, timing: WorkerTiming) -> int:
         """Put back the jobs of workers that stopped sending heartbeats (killed, or cut off)."""
         manager = self.app.job_manager
@@ -87,10 +104,18 @@ class DirectiveQueue:
             _log.warning("directive.job_requeued", job_id=job.id, task=job.task_name)
         return len(stalled)
 
-    async def serve(self, handler: Handler, *, concurrency: int = 4, timing: WorkerTiming | None = None) -> None:
-        """Run a worker until cancelled: jobs run ``handler(tenant_id, directive_id)``."""
+    async def serve(
+        self,
+        handler: Handler,
+        *,
+        signals: Handler | None = None,
+        concurrency: int = 4,
+        timing: WorkerTiming | None = None,
+    ) -> None:
+        """Run a worker until cancelled: jobs run ``handler(tenant_id, directive_id)`` and ``signals(...)``."""
         timing = timing or WorkerTiming()
         self._handler = handler
+        self._signal_handler = signals
         await self.open()
 
         async def sweep() -> None:
