@@ -16,6 +16,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tenantgate.context import PrincipalKind, Role
 from tenantgate.installation import Services
 from tenantgate.signals import Signal
 from tenantgate.webhooks import sign_standard, sign_stripe, sign_whatsapp
@@ -232,7 +233,19 @@ def _whatsapp(phone_number_id: str, text: str, message_id: str | None = None) ->
 async def test_whatsapp_handshake_and_signed_notifications(
     client: httpx.AsyncClient, services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture
 ) -> None:
-    path = await _endpoint(client, tenant_a, "whatsapp", APP_SECRET, verify_token=VERIFY_TOKEN, phone_number_id=PHONE_A)
+    bot = await services.principals.create(
+        tenant_a.system, name="whatsapp-bot", kind=PrincipalKind.SERVICE_ACCOUNT, roles=frozenset({Role.MEMBER})
+    )
+    missing = await client.post(
+        "/v1/webhook-endpoints",
+        json={"provider": "whatsapp", "secret": APP_SECRET, "verify_token": VERIFY_TOKEN, "phone_number_id": PHONE_A},
+        headers=tenant_a.headers(),
+    )
+    assert missing.status_code == 422  # a WhatsApp endpoint names whose grants its conversations run under
+    path = await _endpoint(
+        client, tenant_a, "whatsapp", APP_SECRET, verify_token=VERIFY_TOKEN, phone_number_id=PHONE_A,
+        principal_id=str(bot.id),
+    )  # fmt: skip
     hub = {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
     shook = await client.get(path, params={**hub, "hub.verify_token": VERIFY_TOKEN})
     refused = await client.get(path, params={**hub, "hub.verify_token": "guess"})

@@ -22,6 +22,7 @@ from tenantgate.auth import (
     PrincipalService,
     load_pepper,
 )
+from tenantgate.channels import WhatsAppChannel
 from tenantgate.config import Settings
 from tenantgate.context import TenantContext
 from tenantgate.directives import DirectiveQueue, DirectiveStore
@@ -312,12 +313,18 @@ class Services:
             registry.register_available(tools)
             for package in packages:
                 registry.add_package(package)
+        # The WhatsApp channel answers verified inbound messages (it needs the runtime, so it joins here).
+        principals = PrincipalService(db=db, audit=audit)
+        WhatsAppChannel(
+            db=db, runtime=runtime, boundary=boundary, directives=directives.store, audit=audit,
+            endpoints=webhooks.endpoints, principals=principals,
+        ).attach(signals)  # fmt: skip
         return cls(
             settings=settings,
             db=db,
             authenticator=Authenticator(db=db, pepper=installation.pepper, mode=settings.mode, jwt=jwt, audit=audit),
             keys=KeyService(db=db, pepper=installation.pepper, audit=audit),
-            principals=PrincipalService(db=db, audit=audit),
+            principals=principals,
             tenants=TenantService(db=db, audit=audit),
             platform_keys=PlatformKeys(db=db, pepper=installation.pepper, audit=audit),
             audit=audit,

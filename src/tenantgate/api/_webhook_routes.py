@@ -45,6 +45,7 @@ class EndpointRequest(BaseModel):
     secret: SecretStr = Field(description="The signing secret (whsec_..., Stripe's, or the Meta app secret).")
     verify_token: SecretStr | None = Field(None, description="WhatsApp: the token Meta echoes in its handshake.")
     phone_number_id: str | None = Field(None, max_length=64, description="WhatsApp: the number this endpoint serves.")
+    principal_id: uuid.UUID | None = Field(None, description="WhatsApp: whose grants the conversations run under.")
     tolerance_s: int = Field(300, ge=1, le=3600)
 
 
@@ -63,6 +64,7 @@ async def create_endpoint(body: EndpointRequest, ctx: Caller, services: Services
         secret=body.secret.get_secret_value(),
         verify_token=body.verify_token.get_secret_value() if body.verify_token else None,
         phone_number_id=body.phone_number_id,
+        principal_id=body.principal_id,
         tolerance_s=body.tolerance_s,
     )
     return EndpointCreated(

@@ -219,6 +219,12 @@ class DirectiveStore:
             )
         return existing, False
 
+    async def find(self, ctx: TenantContext, idempotency_key: str) -> Directive | None:
+        """The directive recorded under ``idempotency_key``, if any."""
+        async with self._db.tenant(ctx) as conn:
+            row = (await conn.execute(_BY_KEY, {"tenant_id": ctx.tenant_id, "key": idempotency_key})).first()
+        return _directive(row) if row is not None else None
+
     async def get(self, ctx: TenantContext, directive_id: uuid.UUID) -> Directive:
         async with self._db.tenant(ctx) as conn:
             row = (await conn.execute(_BY_ID, {"tenant_id": ctx.tenant_id, "id": directive_id})).first()

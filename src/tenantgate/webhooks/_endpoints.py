@@ -35,6 +35,7 @@ class Endpoint:
     credential_name: str
     verify_token_digest: str | None
     phone_number_id: str | None
+    principal_id: uuid.UUID | None  # WhatsApp: the principal whose grants the channel's turns run under
     tolerance_s: int
 
     def verify_token_matches(self, token: str) -> bool:
@@ -53,18 +54,26 @@ def _endpoint(row: sa.Row[object]) -> Endpoint:
     return Endpoint(
         tenant_id=m["tenant_id"], id=m["id"], provider=m["provider"], credential_name=m["credential_name"],
         verify_token_digest=m["verify_token_digest"], phone_number_id=m["phone_number_id"],
-        tolerance_s=m["tolerance_s"],
+        principal_id=m["principal_id"], tolerance_s=m["tolerance_s"],
     )  # fmt: skip
 
 
 _INSERT = sa.text(
     """
     INSERT INTO tenantgate.webhook_endpoints
-        (tenant_id, id, provider, credential_name, verify_token_digest, phone_number_id, tolerance_s, created_by)
-    VALUES (:tenant_id, :id, :provider, :credential_name, :verify_token_digest, :phone_number_id, :tolerance_s,
-            :created_by)
+        (tenant_id, id, provider, credential_name, verify_token_digest, phone_number_id, principal_id, tolerance_s,
+         created_by)
+    VALUES (:tenant_id, :id, :provider, :credential_name, :verify_token_digest, :phone_number_id, :principal_id,
+            :tolerance_s, :created_by)
     RETURNING *
     """
+)
+_BY_NUMBER = sa.text(
+    "SELECT * FROM tenantgate.webhook_endpoints WHERE tenant_id = :tenant_id AND provider = 'whatsapp'"
+    " AND phone_number_id = :phone AND disabled_at IS NULL"
+)
+_PRINCIPAL = sa.text(
+    "SELECT kind FROM tenantgate.principals WHERE tenant_id = :tenant_id AND id = :id AND disabled_at IS NULL"
 )
 _ROUTE = sa.text("SELECT * FROM tenantgate.webhook_endpoints WHERE id = :id AND disabled_at IS NULL")
 
@@ -85,23 +94,35 @@ class WebhookEndpoints:
         secret: str,
         verify_token: str | None = None,
         phone_number_id: str | None = None,
+        principal_id: uuid.UUID | None = None,
         tolerance_s: int = 300,
     ) -> Endpoint:
         """A new endpoint; its secret becomes the credential ``webhook-<endpoint id>``. Owner/admin."""
         require_credential_manager(ctx)
         if provider not in PROVIDERS:
             raise InvalidInput(f"A webhook provider is one of {', '.join(sorted(PROVIDERS))}, not {provider!r}.")
-        if provider == "whatsapp" and not (verify_token and phone_number_id):
-            raise InvalidInput("A WhatsApp endpoint needs a verify token and the phone number id it serves.")
+        if provider == "whatsapp" and not (verify_token and phone_number_id and principal_id):
+            raise InvalidInput(
+                "A WhatsApp endpoint needs a verify token, the phone number id it serves, and the principal"
+                " (a service account) whose grants its conversations run under."
+            )
         if not 1 <= tolerance_s <= 3600:
             raise InvalidInput("The timestamp tolerance is 1 to 3600 seconds.")
+        if principal_id is not None:
+            async with self._db.tenant(ctx) as conn:
+                kind = await conn.scalar(_PRINCIPAL, {"tenant_id": ctx.tenant_id, "id": principal_id})
+            if kind not in {"user", "service_account"}:
+                raise InvalidInput(
+                    "The endpoint's principal must be an enabled user or service account of this tenant."
+                )
         endpoint_id = uuid.uuid4()
         name = f"webhook-{endpoint_id}"
         await self._credentials.create(ctx, name=name, kind="webhook_secret", secret={"secret": secret}, provider=None)
         params = {
             "tenant_id": ctx.tenant_id, "id": endpoint_id, "provider": provider, "credential_name": name,
             "verify_token_digest": _digest(verify_token) if verify_token else None,
-            "phone_number_id": phone_number_id, "tolerance_s": tolerance_s, "created_by": ctx.principal_id,
+            "phone_number_id": phone_number_id, "principal_id": principal_id, "tolerance_s": tolerance_s,
+            "created_by": ctx.principal_id,
         }  # fmt: skip
         async with self._db.tenant(ctx) as conn:
             endpoint = _endpoint((await conn.execute(_INSERT, params)).one())
@@ -114,6 +135,12 @@ class WebhookEndpoints:
                 ),
             )
         return endpoint
+
+    async def for_number(self, ctx: TenantContext, phone_number_id: str) -> Endpoint | None:
+        """The tenant's enabled WhatsApp endpoint for a phone number id."""
+        async with self._db.tenant(ctx) as conn:
+            row = (await conn.execute(_BY_NUMBER, {"tenant_id": ctx.tenant_id, "phone": phone_number_id})).first()
+        return _endpoint(row) if row is not None else None
 
     async def route(self, endpoint_id: uuid.UUID) -> Endpoint | None:
         """The endpoint a delivery's URL names, if it exists and is enabled."""

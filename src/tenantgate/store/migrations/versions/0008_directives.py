@@ -97,14 +97,21 @@ def upgrade() -> None:
             credential_name text NOT NULL,
             verify_token_digest text,
             phone_number_id text,
+            principal_id uuid,
             tolerance_s integer NOT NULL DEFAULT 300 CHECK (tolerance_s BETWEEN 1 AND 3600),
             created_by uuid NOT NULL,
             created_at timestamptz NOT NULL DEFAULT now(),
             disabled_at timestamptz,
             PRIMARY KEY (tenant_id, id),
-            UNIQUE (id)
+            UNIQUE (id),
+            CHECK (provider <> 'whatsapp' OR (phone_number_id IS NOT NULL AND principal_id IS NOT NULL))
         )
         """
+    )
+    # One tenant per WhatsApp number, among enabled endpoints: a message has one owner.
+    op.execute(
+        "CREATE UNIQUE INDEX webhook_endpoints_whatsapp_number ON tenantgate.webhook_endpoints (phone_number_id)"
+        " WHERE provider = 'whatsapp' AND disabled_at IS NULL"
     )
     make_tenant_owned("webhook_endpoints", app_privileges=["SELECT", "INSERT", "UPDATE"])
     op.execute(
