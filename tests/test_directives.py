@@ -7,6 +7,7 @@ replayed key returns the first response) and counts effects per key: the ground 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ from tenantgate.directives import DirectiveNotFound, DirectiveStatus, Idempotenc
 from tenantgate.egress import EgressPolicy
 from tenantgate.gate import ProposedCall
 from tenantgate.installation import Installation, Outside, Services
+from tenantgate.redact import SecretRejected
 from tenantgate.tools import Outcome, ToolRegistry
 from tests import directive_tools, fixture_tools
 from tests.conftest import TenantFixture, new_tenant
@@ -250,3 +252,37 @@ async def test_a_worker_killed_after_the_provider_call_completes_exactly_once(
     assert {r.headers["idempotency-key"] for r in server.arrivals} == {str(directive_id)}
     assert directive.result == {"charge_id": payments.charges[str(directive_id)]["id"], "amount": 700}
     assert workers[1].returncode == 0  # stopped cleanly by SIGTERM
+
+
+async def test_a_directive_row_never_holds_a_secret(
+    installation: Installation, services: Services, provider: tuple[FakePayments, FakeServer]
+) -> None:
+    tenant = await new_tenant(services, "sec")
+    token = "sk_live_" + uuid.uuid4().hex[:24]
+    args = {"to": "+4930123456", "message": f"Your key is {token}"}
+    result = await services.directives.submit(
+        tenant.system, "whatsapp_send@v1", args, args_digest="d1", call_id=uuid.uuid4(), run_id=None
+    )
+    assert result.outcome is Outcome.SUCCEEDED
+    assert [a for t, name, a in fixture_tools.EXECUTED if t == str(tenant.id) and name == "whatsapp_send@v1"] == [args]
+    assert result.directive_id is not None
+    stored = await services.directives.store.get(tenant.system, result.directive_id)
+    assert token not in json.dumps(stored.arguments)  # inline: the call got the real value, the row a redacted one
+
+    queued = _build(
+        replace(installation, settings=installation.settings.model_copy(update={"directives": "queue"})),
+        services,
+        provider[1].port,
+    )
+    try:
+        with pytest.raises(SecretRejected):  # queued, the worker would need it from the row: refused
+            await queued.directives.submit(
+                tenant.system, "whatsapp_send@v1", args, args_digest="d2", call_id=uuid.uuid4(), run_id=None
+            )
+    finally:
+        await queued.stop()
+    async with services.db.tenant(tenant.system) as conn:
+        count = await conn.scalar(
+            sa.text("SELECT count(*) FROM tenantgate.directives WHERE tenant_id = :t"), {"t": tenant.id}
+        )
+    assert count == 1

@@ -28,6 +28,7 @@ from tenantgate.auth import system_context
 from tenantgate.context import DeploymentMode, TenantContext
 from tenantgate.directives import Directive, DirectiveStatus, DirectiveStore
 from tenantgate.errors import TenantgateError
+from tenantgate.redact import Redactor
 from tenantgate.tools import Executor, Outcome, ToolRegistry, ToolResult
 
 __all__ = ["DirectiveRetry", "DirectiveRunner", "Enqueue"]
@@ -55,8 +56,10 @@ class DirectiveRunner:
         mode: DeploymentMode,
         enqueue: Enqueue | None = None,
         max_attempts: int = 5,
+        redactor: Redactor | None = None,
     ) -> None:
         self.store = store
+        self._redactor = redactor if redactor is not None else Redactor()
         self._executor = executor
         self._registry = registry
         self._mode = mode
@@ -81,15 +84,21 @@ class DirectiveRunner:
     ) -> ToolResult:
         """Record the directive (or find it by key), get it run, and wait for it within the tool's limit."""
         started = time.perf_counter()
+        if self._enqueue is not None:
+            # A queued directive runs from its stored row: a secret in its arguments would have to
+            # be stored. Refused; the caller passes a credential reference instead.
+            self._redactor.reject_secrets(dict(arguments), what="directive arguments")
+        # The stored copy never holds a secret-shaped value; inline, the call runs with the real ones.
+        stored = self._redactor.redact(dict(arguments))
         directive, created = await self.store.record(
-            ctx, tool=tool, arguments=arguments, args_digest=args_digest,
+            ctx, tool=tool, arguments=stored, args_digest=args_digest,
             idempotency_key=idempotency_key or str(call_id), call_id=call_id, run_id=run_id,
             max_attempts=self._max_attempts,
         )  # fmt: skip
         spec = self._registry.get(tool)
         timeout_s = spec.spec.timeout_s if spec is not None else 30.0
         if created and self._enqueue is None:
-            result = await self._attempt(ctx, directive)
+            result = await self._attempt(ctx, directive, arguments)
             if result is not None:
                 return result
         elif created:
@@ -121,14 +130,17 @@ class DirectiveRunner:
                 await asyncio.sleep(max(0.0, (directive.lease_until - datetime.now(UTC)).total_seconds()) + 0.1)
         return directive
 
-    async def _attempt(self, ctx: TenantContext, directive: Directive) -> ToolResult | None:
+    async def _attempt(
+        self, ctx: TenantContext, directive: Directive, arguments: Mapping[str, Any] | None = None
+    ) -> ToolResult | None:
         spec = self._registry.get(directive.tool)
         timeout_s = spec.spec.timeout_s if spec is not None else 30.0
         claimed = await self.store.claim(ctx, directive.id, lease_s=timeout_s + _LEASE_MARGIN_S)
         if claimed is None:
             return None
         result = await self._executor.run(
-            ctx, claimed.tool, claimed.arguments, call_id=claimed.call_id, run_id=claimed.run_id,
+            ctx, claimed.tool, arguments if arguments is not None else claimed.arguments, call_id=claimed.call_id,
+            run_id=claimed.run_id,
             directive_id=claimed.id,
         )  # fmt: skip
         succeeded = result.outcome is Outcome.SUCCEEDED
