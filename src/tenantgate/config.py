@@ -207,6 +207,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=4, ge=1, le=256)
     worker_heartbeat_s: float = Field(default=5.0, gt=0, le=600)
     worker_stalled_after_s: float = Field(default=20.0, gt=0, le=3600)
+    worker_schedule_poll_s: float = Field(default=15.0, gt=0, le=3600)  # how often due cron/heartbeat jobs are run
 
     @field_validator("jwt_issuers", mode="before")
     @classmethod

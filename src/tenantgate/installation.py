@@ -22,7 +22,7 @@ from tenantgate.auth import (
     PrincipalService,
     load_pepper,
 )
-from tenantgate.channels import WhatsAppChannel
+from tenantgate.channels import ScheduleRunner, WhatsAppChannel
 from tenantgate.config import Settings
 from tenantgate.context import TenantContext
 from tenantgate.directives import DirectiveQueue, DirectiveStore
@@ -216,6 +216,7 @@ class Services:
     queue: DirectiveQueue | None  # set when TENANTGATE_DIRECTIVES=queue
     signals: SignalBus
     webhooks: WebhookIngest
+    schedules: ScheduleRunner  # runs due cron jobs and heartbeat tasks (the worker calls it)
 
     @classmethod
     def build(
@@ -347,6 +348,7 @@ class Services:
             queue=queue,
             signals=signals,
             webhooks=webhooks,
+            schedules=ScheduleRunner(db=db, runtime=runtime, principals=principals, audit=audit, mode=settings.mode),
         )
 
     async def start(self) -> None:

@@ -8,13 +8,17 @@ the directive's lease and attempt fence make the re-run safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 
 from tenantgate.directives import WorkerTiming
-from tenantgate.errors import ConfigurationError
+from tenantgate.errors import ConfigurationError, TenantgateError
 from tenantgate.installation import Services
+from tenantgate.logs import get_logger
 
 __all__ = ["run_worker"]
+
+_log = get_logger("tenantgate.worker")
 
 
 async def run_worker(services: Services) -> None:
@@ -36,11 +40,25 @@ async def run_worker(services: Services) -> None:
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, serving.cancel)
+    schedules = asyncio.create_task(_run_schedules(services, settings.worker_schedule_poll_s))
     try:
         await serving
     except asyncio.CancelledError:
         pass
     finally:
+        schedules.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await schedules
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await services.stop()
+
+
+async def _run_schedules(services: Services, every_s: float) -> None:
+    """Run due cron jobs and heartbeat tasks as agent turns, every ``every_s`` seconds."""
+    while True:
+        try:
+            await services.schedules.run_due()
+        except TenantgateError as exc:  # the database is away: try again on the next tick
+            _log.warning("schedules.scan_failed", code=exc.code)
+        await asyncio.sleep(every_s)

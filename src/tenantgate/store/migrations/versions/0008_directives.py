@@ -121,6 +121,18 @@ def upgrade() -> None:
         """
     )
 
+    # What the worker records when it runs a due cron job or heartbeat task as an agent turn.
+    for table in ("cron_jobs", "heartbeat_tasks"):
+        op.execute(
+            f"""
+            ALTER TABLE tenantgate.{table}
+                ADD COLUMN last_run_at timestamptz,
+                ADD COLUMN last_status text
+                    CHECK (last_status IN ('completed', 'awaiting_confirmation', 'failed', 'cancelled')),
+                ADD COLUMN last_error text CHECK (length(last_error) <= 2000)
+            """
+        )
+
     _queue_schema()
 
 
