@@ -19,6 +19,7 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -286,3 +287,30 @@ async def test_a_directive_row_never_holds_a_secret(
             sa.text("SELECT count(*) FROM tenantgate.directives WHERE tenant_id = :t"), {"t": tenant.id}
         )
     assert count == 1
+
+
+async def test_http_idempotency_key_a_double_click_is_one_effect(
+    client: httpx.AsyncClient, services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    policy = {"packages": [{"package": "memory"}], "grants": [{"id": "wipe", "tools": ["memory_wipe@v1"]}]}
+    await services.policies.set_policy(tenant_a.system, policy)
+    url = "/v1/tools/memory_wipe@v1/call"
+
+    def post(key: str, scope: str = "notes", tenant: TenantFixture = tenant_a) -> Any:
+        return client.post(
+            url, json={"arguments": {"scope": scope}}, headers={**tenant.headers(), "Idempotency-Key": key}
+        )
+
+    clicks = await asyncio.gather(*(post("click-1") for _ in range(5)))
+    other = await post("click-2")
+    conflict = await post("click-1", scope="everything")
+    assert [c.status_code for c in clicks] == [200] * 5
+    assert len({c.json()["directive_id"] for c in clicks}) == 1
+    assert {c.json()["output"]["wiped"] for c in clicks} == {"notes"}
+    assert other.status_code == 200
+    assert other.json()["directive_id"] != clicks[0].json()["directive_id"]
+    assert (conflict.status_code, conflict.json()["code"]) == (409, "idempotency_conflict")
+    wipes = [a for t, name, a in fixture_tools.EXECUTED if t == str(tenant_a.id) and name == "memory_wipe@v1"]
+    assert wipes == [{"scope": "notes"}, {"scope": "notes"}]  # one per key, not per click
+    # Another tenant's key of the same name is its own (and here not granted at all).
+    assert (await post("click-1", tenant=tenant_b)).status_code == 403
