@@ -86,7 +86,12 @@ async def receive_webhook(provider: str, endpoint_id: str, request: Request, ser
     return JSONResponse({"received": len(result.recorded), "duplicates": len(result.duplicates)})
 
 
-@router.get("/webhooks/whatsapp/{endpoint_id}", response_class=PlainTextResponse, response_model=None)
+@router.get(
+    "/webhooks/whatsapp/{endpoint_id}",
+    response_class=PlainTextResponse,
+    response_model=None,
+    responses={401: {"description": "Not verified"}},
+)
 async def whatsapp_handshake(
     endpoint_id: str,
     services: ServicesDep,
