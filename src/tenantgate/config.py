@@ -199,6 +199,16 @@ class Settings(BaseSettings):
     # The most skill text that enters a prompt's tenant layer.
     skills_prompt_max_chars: int = Field(default=8000, ge=500, le=100_000)
 
+    # Directives (side effects): "inline" runs each in the process that records it (one
+    # attempt); "queue" defers it to the PostgreSQL job queue that `tenantgate worker` serves.
+    directives: Literal["inline", "queue"] = "inline"
+    directive_max_attempts: int = Field(default=5, ge=1, le=100)
+    directive_backoff_s: int = Field(default=1, ge=1, le=3600)  # exponential: n-th retry waits backoff**n
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
+    worker_heartbeat_s: float = Field(default=5.0, gt=0, le=600)
+    worker_stalled_after_s: float = Field(default=20.0, gt=0, le=3600)
+    worker_schedule_poll_s: float = Field(default=15.0, gt=0, le=3600)  # how often due cron/heartbeat jobs are run
+
     @field_validator("jwt_issuers", mode="before")
     @classmethod
     def _parse_issuers(cls, value: Any) -> Any:

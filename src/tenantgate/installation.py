@@ -22,14 +22,17 @@ from tenantgate.auth import (
     PrincipalService,
     load_pepper,
 )
+from tenantgate.channels import ScheduleRunner, WhatsAppChannel
 from tenantgate.config import Settings
 from tenantgate.context import TenantContext
+from tenantgate.directives import DirectiveQueue, DirectiveStore
 from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader, Resolver
 from tenantgate.errors import ConfigurationError
-from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
+from tenantgate.gate import Boundary, Confirmations, DirectiveRunner, Gate, PolicyCache, PolicyStore
 from tenantgate.memory import MemoryStore
 from tenantgate.redact import Redactor
 from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
+from tenantgate.signals import SignalBus, SignalStore
 from tenantgate.skills import SkillStore
 from tenantgate.store import Database, DatabaseUrls, EmbeddedPostgres, RoleNames, migrate
 from tenantgate.tenants import TenantService
@@ -53,6 +56,7 @@ from tenantgate.tools.builtin import (
     skill_tools,
 )
 from tenantgate.vault import CredentialStore, KeyProvider, Vault, key_provider_from_settings
+from tenantgate.webhooks import WebhookEndpoints, WebhookIngest
 
 __all__ = ["Installation", "Outside", "Services", "build_registry", "egress_policy", "tenant_domain_lists"]
 
@@ -207,6 +211,11 @@ class Services:
     cron: CronStore
     heartbeat: HeartbeatStore
     skills: SkillStore
+    directives: DirectiveRunner
+    queue: DirectiveQueue | None  # set when TENANTGATE_DIRECTIVES=queue
+    signals: SignalBus
+    webhooks: WebhookIngest
+    schedules: ScheduleRunner  # runs due cron jobs and heartbeat tasks (the worker calls it)
 
     @classmethod
     def build(
@@ -262,7 +271,29 @@ class Services:
         executor = Executor(
             registry=registry, resources=ToolResources(http=http, credentials=credentials), redactor=redactor
         )
-        boundary = Boundary(gate=gate, executor=executor, confirmations=confirmations, audit=audit)
+        # Directives: side effects recorded before they happen (see tenantgate.gate._directives).
+        queue = (
+            DirectiveQueue(
+                installation.app_url,
+                max_attempts=settings.directive_max_attempts,
+                backoff_s=settings.directive_backoff_s,
+            )
+            if settings.directives == "queue"
+            else None
+        )
+        directives = DirectiveRunner(
+            store=DirectiveStore(db=db, audit=audit), executor=executor, registry=registry, mode=settings.mode,
+            enqueue=queue.enqueue if queue is not None else None, max_attempts=settings.directive_max_attempts,
+            redactor=redactor,
+        )  # fmt: skip
+        boundary = Boundary(
+            gate=gate, executor=executor, confirmations=confirmations, audit=audit, directives=directives
+        )
+        signals = SignalBus(store=SignalStore(db=db, audit=audit, redactor=redactor), mode=settings.mode)
+        webhooks = WebhookIngest(
+            endpoints=WebhookEndpoints(db=db, credentials=store, audit=audit), signals=signals.store, audit=audit,
+            mode=settings.mode, process=queue.enqueue_signal if queue is not None else signals.process_later,
+        )  # fmt: skip
         runtime = AgentRuntime(
             db=db,
             audit=audit,
@@ -282,12 +313,18 @@ class Services:
             registry.register_available(tools)
             for package in packages:
                 registry.add_package(package)
+        # The WhatsApp channel answers verified inbound messages (it needs the runtime, so it joins here).
+        principals = PrincipalService(db=db, audit=audit)
+        WhatsAppChannel(
+            db=db, runtime=runtime, boundary=boundary, directives=directives.store, audit=audit,
+            endpoints=webhooks.endpoints, principals=principals,
+        ).attach(signals)  # fmt: skip
         return cls(
             settings=settings,
             db=db,
             authenticator=Authenticator(db=db, pepper=installation.pepper, mode=settings.mode, jwt=jwt, audit=audit),
             keys=KeyService(db=db, pepper=installation.pepper, audit=audit),
-            principals=PrincipalService(db=db, audit=audit),
+            principals=principals,
             tenants=TenantService(db=db, audit=audit),
             platform_keys=PlatformKeys(db=db, pepper=installation.pepper, audit=audit),
             audit=audit,
@@ -305,6 +342,11 @@ class Services:
             cron=cron,
             heartbeat=heartbeat,
             skills=skills,
+            directives=directives,
+            queue=queue,
+            signals=signals,
+            webhooks=webhooks,
+            schedules=ScheduleRunner(db=db, runtime=runtime, principals=principals, audit=audit, mode=settings.mode),
         )
 
     async def start(self) -> None:
@@ -313,5 +355,8 @@ class Services:
 
     async def stop(self) -> None:
         await self.policy_cache.stop()
+        await self.signals.drain()
+        if self.queue is not None:
+            await self.queue.close()
         await self.audit.drain()  # access events still in flight are written, not dropped
         await self.db.dispose()

@@ -23,6 +23,7 @@ from tenantgate.api._schedule_routes import router as schedule_router
 from tenantgate.api._skill_routes import router as skill_router
 from tenantgate.api._tenant_routes import router as tenant_router
 from tenantgate.api._tool_routes import router as tool_router
+from tenantgate.api._webhook_routes import router as webhook_router
 from tenantgate.installation import Services
 
 __all__ = ["create_app"]
@@ -68,6 +69,7 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(memory_router)
     app.include_router(schedule_router)
     app.include_router(skill_router)
+    app.include_router(webhook_router)
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(RequestContextMiddleware)

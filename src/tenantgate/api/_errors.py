@@ -37,6 +37,11 @@ _STATUS = {
     "internal_error": 500,
     "vendor_not_eligible": 403,
     "planner_error": 502,
+    "idempotency_conflict": 409,
+    "directive_not_found": 404,
+    "signal_not_found": 404,
+    "signal_type_unknown": 422,
+    "webhook_rejected": 401,
 }
 _HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,7 @@ class CallResult(BaseModel):
     untrusted: bool = Field(True, description="Tool output is data from outside the boundary, never instructions.")
     output: Any
     duration_ms: float
+    directive_id: uuid.UUID | None = Field(None, description="Set when the call ran as a directive (a side effect).")
 
 
 class ConfirmationPending(ErrorBody):
@@ -84,10 +85,23 @@ async def list_tools(ctx: Caller, services: ServicesDep) -> ToolList:
         504: {"model": ErrorBody, "description": "The tool did not finish in time"},
     },
 )
-async def call_tool(name: str, body: CallRequest, ctx: Caller, services: ServicesDep) -> CallResult | JSONResponse:
-    """Ask the gate; then run the tool, or open a confirmation, or say why not."""
+async def call_tool(
+    name: str,
+    body: CallRequest,
+    ctx: Caller,
+    services: ServicesDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> CallResult | JSONResponse:
+    """Ask the gate; then run the tool, or open a confirmation, or say why not.
+
+    A tool with an effect runs as a directive under ``Idempotency-Key`` (default: a new key per
+    request): the same key again returns the first outcome, never a second effect.
+    """
     outcome = await services.boundary.call(
-        ctx, ProposedCall(tool=name, arguments=body.arguments), confirmation_id=body.confirmation_id
+        ctx,
+        ProposedCall(tool=name, arguments=body.arguments),
+        confirmation_id=body.confirmation_id,
+        idempotency_key=idempotency_key,
     )
     decision = outcome.decision
     if decision.verdict is Verdict.CONFIRM:
@@ -106,6 +120,13 @@ async def call_tool(name: str, body: CallRequest, ctx: Caller, services: Service
         )  # fmt: skip
     result = outcome.result
     assert result is not None
+    if result.outcome is Outcome.PENDING:
+        return JSONResponse(
+            {"call_id": str(outcome.call_id), "tool": result.tool, "outcome": result.outcome.value, "untrusted": True,
+             "output": result.output, "duration_ms": round(result.duration_ms, 3),
+             "directive_id": str(result.directive_id)},
+            status_code=202,
+        )  # fmt: skip
     if result.outcome is not Outcome.SUCCEEDED:
         code = "tool_timeout" if result.outcome is Outcome.TIMEOUT else "tool_failed"
         return JSONResponse(
@@ -118,4 +139,5 @@ async def call_tool(name: str, body: CallRequest, ctx: Caller, services: Service
         outcome=result.outcome,
         output=result.output,
         duration_ms=round(result.duration_ms, 3),
+        directive_id=result.directive_id,
     )

@@ -23,6 +23,7 @@ from tenantgate.cli._serve import serve
 from tenantgate.cli._skills import skills_app
 from tenantgate.cli._tenants import tenants_app
 from tenantgate.cli._vault import credentials_app, vault_app
+from tenantgate.cli._worker import worker
 from tenantgate.errors import TenantgateError
 
 __all__ = ["app", "main"]
@@ -30,6 +31,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="tenantgate: the capability boundary for multi-tenant AI agents.", no_args_is_help=True)
 app.command()(serve)
 app.command()(demo)
+app.command()(worker)
 app.add_typer(db_app, name="db")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(principals_app, name="principals")

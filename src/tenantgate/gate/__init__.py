@@ -7,6 +7,7 @@ from tenantgate.gate._compliance import PROFILES, ComplianceMode, ComplianceProf
 from tenantgate.gate._conditions import ArgCondition
 from tenantgate.gate._confirmations import ConfirmationInfo, Confirmations, ConfirmationStatus
 from tenantgate.gate._decision import Code, Decision, Verdict
+from tenantgate.gate._directives import DirectiveRetry, DirectiveRunner, Enqueue
 from tenantgate.gate._gate import Gate, PolicySource, ProposedCall, QuotaHook, args_digest, evaluate
 from tenantgate.gate._policy import (
     AiRules,
@@ -33,7 +34,10 @@ __all__ = [
     "ConfirmationStatus",
     "Confirmations",
     "Decision",
+    "DirectiveRetry",
+    "DirectiveRunner",
     "EgressRules",
+    "Enqueue",
     "Forbid",
     "Gate",
     "Grant",

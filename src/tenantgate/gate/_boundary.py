@@ -15,8 +15,9 @@ from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import TenantContext
 from tenantgate.gate._confirmations import ConfirmationInfo, Confirmations
 from tenantgate.gate._decision import Code, Decision, Verdict
+from tenantgate.gate._directives import DirectiveRunner
 from tenantgate.gate._gate import Gate, ProposedCall, args_digest
-from tenantgate.tools import TOOL_NAME, Executor, ToolResult
+from tenantgate.tools import TOOL_NAME, Executor, Outcome, ToolEffect, ToolResult
 
 __all__ = ["Boundary", "CallOutcome"]
 
@@ -51,9 +52,18 @@ class CallOutcome:
 
 
 class Boundary:
-    def __init__(self, *, gate: Gate, executor: Executor, confirmations: Confirmations, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        *,
+        gate: Gate,
+        executor: Executor,
+        confirmations: Confirmations,
+        audit: AuditLog,
+        directives: DirectiveRunner | None = None,
+    ) -> None:
         self.gate = gate
         self._executor = executor
+        self.directives = directives
         self._confirmations = confirmations
         self._audit = audit
 
@@ -65,8 +75,14 @@ class Boundary:
         confirmation_id: uuid.UUID | None = None,
         run_id: uuid.UUID | None = None,
         call_id: uuid.UUID | None = None,
+        idempotency_key: str | None = None,
     ) -> CallOutcome:
-        """Decide, audit, and then confirm or execute. ``run_id`` ties the call to an agent run."""
+        """Decide, audit, and then confirm or execute. ``run_id`` ties the call to an agent run.
+
+        A tool with an effect (write, external, destructive) runs as a directive, recorded
+        under ``idempotency_key`` (default: the call id) before it happens: the same key never
+        produces a second effect.
+        """
         call_id = call_id or uuid.uuid4()
         decision = await self.gate.decide(ctx, call, confirmed=confirmation_id is not None)
         if decision.needed_confirmation:
@@ -98,17 +114,38 @@ class Boundary:
             return CallOutcome(call_id, decision)
 
         assert decision.arguments is not None
-        result = await self._executor.run(ctx, decision.tool, decision.arguments, call_id=call_id, run_id=run_id)
+        result = await self._execute(ctx, decision, call_id, run_id, idempotency_key)
+        pending = result.outcome is Outcome.PENDING  # a directive still running: its own rows say how it ends
         await self._audit.record(
             ctx,
             AuditEvent(
-                action="tool.executed", decision=result.outcome.value, tool=decision.tool,
+                action="tool.deferred" if pending else "tool.executed",
+                decision=None if pending else result.outcome.value, tool=decision.tool,
                 payload={"call_id": str(call_id), "duration_ms": round(result.duration_ms, 2),
                          **({"run_id": str(run_id)} if run_id else {}),
+                         **({"directive_id": str(result.directive_id)} if result.directive_id else {}),
                          **({"error": result.error} if result.error else {})},
             ),
         )  # fmt: skip
         return CallOutcome(call_id, decision, result=result)
+
+    async def _execute(
+        self,
+        ctx: TenantContext,
+        decision: Decision,
+        call_id: uuid.UUID,
+        run_id: uuid.UUID | None,
+        idempotency_key: str | None,
+    ) -> ToolResult:
+        assert decision.arguments is not None
+        tool = self.gate.registry.get(decision.tool)
+        if self.directives is not None and tool is not None and tool.spec.effect is not ToolEffect.READ:
+            return await self.directives.submit(
+                ctx, decision.tool, decision.arguments,
+                args_digest=decision.args_digest or args_digest(decision.arguments),
+                call_id=call_id, run_id=run_id, idempotency_key=idempotency_key,
+            )  # fmt: skip
+        return await self._executor.run(ctx, decision.tool, decision.arguments, call_id=call_id, run_id=run_id)
 
     @staticmethod
     def _decided(

@@ -23,6 +23,7 @@ from tenantgate.store.rls import TENANT_SETTING
 __all__ = ["AuthTransaction", "Database"]
 
 _SET_TENANT = sa.text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
+_SET_WEBHOOK_ENDPOINT = sa.text("SELECT set_config('tenantgate.webhook_endpoint', :endpoint, true)")
 _SET_KEY_PREFIX_SQL = "SELECT set_config('tenantgate.auth_key_prefix', %s, true)"
 _ENTER_TENANT_SQL = (
     f"SELECT set_config('tenantgate.auth_key_prefix', '', true), set_config('{TENANT_SETTING}', %s, true)"
@@ -102,6 +103,13 @@ class Database:
             driver = (await conn.get_raw_connection()).driver_connection
             assert isinstance(driver, psycopg.AsyncConnection)
             yield AuthTransaction(driver)
+
+    @asynccontextmanager
+    async def webhook_route(self, endpoint_id: uuid.UUID) -> AsyncIterator[AsyncConnection]:
+        """A transaction that sees one webhook endpoint row (its lookup policy) before the tenant is known."""
+        async with self._begin(self._app) as conn:
+            await conn.execute(_SET_WEBHOOK_ENDPOINT, {"endpoint": str(endpoint_id)})
+            yield conn
 
     @asynccontextmanager
     async def admin(self) -> AsyncIterator[AsyncConnection]:

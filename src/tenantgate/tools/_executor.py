@@ -33,6 +33,7 @@ class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMEOUT = "timeout"
+    PENDING = "pending"  # a directive recorded but not finished within the call's time limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +46,11 @@ class ToolResult:
     output: Any = None
     error: str | None = None
     duration_ms: float = 0.0
+    directive_id: uuid.UUID | None = None  # set when the call ran as a directive (a recorded side effect)
 
     def for_model(self) -> dict[str, Any]:
         """The envelope a planner receives: provenance and an explicit untrusted marker."""
-        return {
+        envelope = {
             "tool": self.tool,
             "call_id": str(self.call_id),
             "outcome": self.outcome.value,
@@ -56,6 +58,9 @@ class ToolResult:
             "data": self.output,
             "error": self.error,
         }
+        if self.directive_id is not None:
+            envelope["directive_id"] = str(self.directive_id)
+        return envelope
 
 
 def _json_safe(value: Any) -> Any:
@@ -83,8 +88,13 @@ class Executor:
         *,
         call_id: uuid.UUID,
         run_id: uuid.UUID | None = None,
+        directive_id: uuid.UUID | None = None,
     ) -> ToolResult:
-        """Run one call the gate allowed (the caller passes the decision's validated arguments)."""
+        """Run one call the gate allowed (the caller passes the decision's validated arguments).
+
+        ``directive_id`` is set when the call runs as a directive: handlers pass it to
+        providers as their idempotency key (``ToolCall.idempotency_key``).
+        """
         tool = self._registry.get(tool_name)
         if tool is None:
             return ToolResult(tool_name, call_id, Outcome.FAILED, error="tool is not registered in this process")
@@ -95,13 +105,15 @@ class Executor:
             elapsed = (time.perf_counter() - started) * 1000
             # Redacted before it is cut short, so no half of a secret survives the cut.
             error = self._redactor.redact_text(error)[:_MAX_ERROR] if error else None
-            return ToolResult(spec.name, call_id, outcome, self._redactor.redact(output), error, elapsed)
+            return ToolResult(
+                spec.name, call_id, outcome, self._redactor.redact(output), error, elapsed, directive_id=directive_id
+            )
 
         try:
             args = spec.arguments.model_validate(dict(arguments))
             call = ToolCall(
                 ctx=ctx, call_id=call_id, spec=spec, run_id=run_id, resources=self._resources,
-                secrets=self._redactor.known,
+                secrets=self._redactor.known, directive_id=directive_id,
             )  # fmt: skip
             raw = await asyncio.wait_for(tool.handler(call, args), spec.timeout_s)
         except TimeoutError:

@@ -76,6 +76,12 @@ class ToolCall:
     # Every secret value a handler is handed is registered here for exact-match redaction,
     # whatever the vault does: a tool that echoes its credential cannot carry it out.
     secrets: KnownSecrets | None = None
+    directive_id: uuid.UUID | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        """The key to send to providers that accept one: the directive's id, stable across retries."""
+        return str(self.directive_id or self.call_id)
 
     def _require(self, capability: str) -> ToolSpec:
         spec = self.spec

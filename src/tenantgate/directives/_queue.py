@@ -1,0 +1,136 @@
+"""The directive job queue on procrastinate (PostgreSQL), in its own ``procrastinate`` schema.
+
+One job per directive, deferred with a queueing lock on the directive id so a directive
+is queued at most once at a time. Jobs carry ids only (tenant, directive): the arguments
+stay in the tenant's RLS-protected row. A worker killed with ``kill -9`` leaves its job in
+``doing``; every worker re-queues jobs of workers whose heartbeat stopped, and the
+directive's lease and attempt fence make the re-run safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+
+from procrastinate import App, PsycopgConnector, RetryStrategy
+from procrastinate.exceptions import AlreadyEnqueued
+
+from tenantgate.logs import get_logger
+
+__all__ = ["QUEUE", "QUEUE_SCHEMA", "DirectiveQueue", "WorkerTiming"]
+
+QUEUE = "directives"
+QUEUE_SCHEMA = "procrastinate"
+_TASK = "tenantgate.run_directive"
+_SIGNAL_TASK = "tenantgate.process_signal"
+_log = get_logger("tenantgate.directives")
+
+Handler = Callable[[uuid.UUID, uuid.UUID], Awaitable[object]]
+
+
+class WorkerTiming:
+    """How often a worker proves it is alive, and when its silence makes its jobs stalled."""
+
+    def __init__(self, *, heartbeat_s: float = 5.0, stalled_after_s: float = 20.0, poll_s: float = 2.0) -> None:
+        if not 0 < heartbeat_s < stalled_after_s:
+            raise ValueError("the heartbeat must be shorter than the stall timeout")
+        self.heartbeat_s = heartbeat_s
+        self.stalled_after_s = stalled_after_s
+        self.poll_s = poll_s
+
+
+class DirectiveQueue:
+    """Defers directive jobs, and (in ``tenantgate worker``) serves them with retries and backoff."""
+
+    def __init__(self, conninfo: str, *, max_attempts: int = 5, backoff_s: int = 1) -> None:
+        connector = PsycopgConnector(
+            conninfo=conninfo, min_size=1, max_size=4, kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"}
+        )
+        self.app = App(connector=connector)
+        self._handler: Handler | None = None
+        retry = RetryStrategy(max_attempts=max_attempts - 1 if max_attempts > 1 else 0, exponential_wait=backoff_s)
+
+        @self.app.task(name=_TASK, queue=QUEUE, retry=retry)
+        async def run_directive(tenant_id: str, directive_id: str) -> None:
+            if self._handler is None:
+                raise RuntimeError("this process defers directives; only a worker runs them")
+            await self._handler(uuid.UUID(tenant_id), uuid.UUID(directive_id))
+
+        @self.app.task(name=_SIGNAL_TASK, queue=QUEUE, retry=retry)
+        async def process_signal(tenant_id: str, signal_id: str) -> None:
+            if self._signal_handler is None:
+                raise RuntimeError("this process records signals; only a worker processes them")
+            await self._signal_handler(uuid.UUID(tenant_id), uuid.UUID(signal_id))
+
+        self._task = run_directive
+        self._signal_task = process_signal
+        self._signal_handler: Handler | None = None
+        self._opened = False
+
+    async def open(self) -> None:
+        if not self._opened:
+            await self.app.open_async()
+            self._opened = True
+
+    async def close(self) -> None:
+        if self._opened:
+            await self.app.close_async()
+            self._opened = False
+
+    async def enqueue(self, tenant_id: uuid.UUID, directive_id: uuid.UUID) -> None:
+        """Queue the directive's job; already queued (and not started) means nothing to do."""
+        await self.open()
+        with contextlib.suppress(AlreadyEnqueued):
+            await self._task.configure(queueing_lock=f"directive:{directive_id}").defer_async(
+                tenant_id=str(tenant_id), directive_id=str(directive_id)
+            )
+
+    async def enqueue_signal(self, tenant_id: uuid.UUID, signal_id: uuid.UUID) -> None:
+        """Queue a recorded signal's processing (its subscribers run in the worker)."""
+        await self.open()
+        with contextlib.suppress(AlreadyEnqueued):
+            await self._signal_task.configure(queueing_lock=f"signal:{signal_id}").defer_async(
+                tenant_id=str(tenant_id), signal_id=str(signal_id)
+            )
+
+    async def requeue_stalled(self, timing: WorkerTiming) -> int:
+        """Put back the jobs of workers that stopped sending heartbeats (killed, or cut off)."""
+        manager = self.app.job_manager
+        stalled = list(await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=timing.stalled_after_s))
+        for job in stalled:
+            await manager.retry_job(job)
+            _log.warning("directive.job_requeued", job_id=job.id, task=job.task_name)
+        return len(stalled)
+
+    async def serve(
+        self,
+        handler: Handler,
+        *,
+        signals: Handler | None = None,
+        concurrency: int = 4,
+        timing: WorkerTiming | None = None,
+    ) -> None:
+        """Run a worker until cancelled: jobs run ``handler(tenant_id, directive_id)`` and ``signals(...)``."""
+        timing = timing or WorkerTiming()
+        self._handler = handler
+        self._signal_handler = signals
+        await self.open()
+
+        async def sweep() -> None:
+            while True:
+                await self.requeue_stalled(timing)
+                await asyncio.sleep(timing.stalled_after_s / 2)
+
+        sweeper = asyncio.create_task(sweep())
+        try:
+            await self.app.run_worker_async(
+                queues=[QUEUE], concurrency=concurrency, install_signal_handlers=False,
+                update_heartbeat_interval=timing.heartbeat_s, stalled_worker_timeout=timing.stalled_after_s,
+                fetch_job_polling_interval=timing.poll_s,
+            )  # fmt: skip
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper

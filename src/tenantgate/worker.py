@@ -1,0 +1,64 @@
+"""The directive worker loop, shared by ``tenantgate worker`` and anything that embeds a worker.
+
+Several workers may share the queue. A worker killed at any point loses no directive: its
+jobs are re-queued by the others (or by itself, restarted) once its heartbeat stops, and
+the directive's lease and attempt fence make the re-run safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from tenantgate.directives import WorkerTiming
+from tenantgate.errors import ConfigurationError, TenantgateError
+from tenantgate.installation import Services
+from tenantgate.logs import get_logger
+
+__all__ = ["run_worker"]
+
+_log = get_logger("tenantgate.worker")
+
+
+async def run_worker(services: Services) -> None:
+    """Serve the directive queue until SIGINT/SIGTERM (or cancellation); then stop the services."""
+    settings = services.settings
+    if services.queue is None:
+        raise ConfigurationError("The worker serves the directive queue: set TENANTGATE_DIRECTIVES=queue.")
+    await services.db.verify()
+    await services.start()
+    loop = asyncio.get_running_loop()
+    timing = WorkerTiming(heartbeat_s=settings.worker_heartbeat_s, stalled_after_s=settings.worker_stalled_after_s)
+    serving = asyncio.create_task(
+        services.queue.serve(
+            services.directives.execute,
+            signals=services.signals.process,
+            concurrency=settings.worker_concurrency,
+            timing=timing,
+        )
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, serving.cancel)
+    schedules = asyncio.create_task(_run_schedules(services, settings.worker_schedule_poll_s))
+    try:
+        await serving
+    except asyncio.CancelledError:
+        pass
+    finally:
+        schedules.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await schedules
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await services.stop()
+
+
+async def _run_schedules(services: Services, every_s: float) -> None:
+    """Run due cron jobs and heartbeat tasks as agent turns, every ``every_s`` seconds."""
+    while True:
+        try:
+            await services.schedules.run_due()
+        except TenantgateError as exc:  # the database is away: try again on the next tick
+            _log.warning("schedules.scan_failed", code=exc.code)
+        await asyncio.sleep(every_s)
