@@ -291,7 +291,7 @@ class Services:
         )
         signals = SignalBus(store=SignalStore(db=db, audit=audit, redactor=redactor), mode=settings.mode)
         webhooks = WebhookIngest(
-            endpoints=WebhookEndpoints(db=db, credentials=store, audit=audit), signals=signals.store, audit=audit,
+            endpoints=WebhookEndpoints(db=db, credentials=credentials, audit=audit), signals=signals.store, audit=audit,
             mode=settings.mode, process=queue.enqueue_signal if queue is not None else signals.process_later,
         )  # fmt: skip
         runtime = AgentRuntime(
