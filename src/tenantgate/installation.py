@@ -26,8 +26,9 @@ from tenantgate.config import Settings
 from tenantgate.context import TenantContext
 from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader, Resolver
 from tenantgate.errors import ConfigurationError
-from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore
+from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore, quota_hook
 from tenantgate.memory import MemoryStore
+from tenantgate.quotas import Budgets, PlanStore, Quotas, RateLimiter
 from tenantgate.redact import Redactor
 from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
 from tenantgate.skills import SkillStore
@@ -208,6 +209,7 @@ class Services:
     cron: CronStore
     heartbeat: HeartbeatStore
     skills: SkillStore
+    quotas: Quotas
 
     @classmethod
     def build(
@@ -247,7 +249,13 @@ class Services:
         policies = PolicyStore(db=db, registry=registry, audit=audit)
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit, redactor=redactor)
-        gate = Gate(registry=registry, policies=cache)
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        quotas = Quotas(
+            plans=PlanStore(db=db, audit=audit, mode=settings.mode),
+            budgets=Budgets(db=db),
+            rates=RateLimiter(redis_url, timeout_s=settings.quota_backend_timeout_s),
+        )
+        gate = Gate(registry=registry, policies=cache, quota=quota_hook(quotas.check_tool_call))
         outside = outside or Outside(policy=egress_policy(settings))
         http = http or EgressHttp(
             outside.policy,
@@ -307,6 +315,7 @@ class Services:
             cron=cron,
             heartbeat=heartbeat,
             skills=skills,
+            quotas=quotas,
         )
 
     async def start(self) -> None:

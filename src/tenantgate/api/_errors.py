@@ -34,6 +34,7 @@ _STATUS = {
     "credential_unreadable": 500,
     "key_provider_unavailable": 503,
     "quota_exceeded": 429,
+    "quota_backend_unavailable": 503,
     "internal_error": 500,
     "vendor_not_eligible": 403,
     "planner_error": 502,

@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1", tags=["tools"], responses=ERROR_RESPONSES)
 
 # A deny is 403, except where the caller should retry later (429) or the platform is at fault (503).
 _DENY_STATUS = {Code.QUOTA_EXCEEDED: 429, Code.POLICY_UNAVAILABLE: 503, Code.GATE_ERROR: 503}
+_DENY_STATUS[Code.QUOTA_BACKEND_UNAVAILABLE] = 503
 
 
 class ToolInfo(BaseModel):

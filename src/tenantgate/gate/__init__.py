@@ -18,6 +18,7 @@ from tenantgate.gate._policy import (
     PolicyDocument,
     ScriptStep,
 )
+from tenantgate.gate._quota import ToolCallCheck, quota_hook
 from tenantgate.gate._store import PolicyStore, PolicyVersion, SwitchInfo, SwitchScope
 
 __all__ = [
@@ -52,8 +53,10 @@ __all__ = [
     "SwitchScope",
     "Switches",
     "TenantView",
+    "ToolCallCheck",
     "Verdict",
     "args_digest",
     "compile_policy",
     "evaluate",
+    "quota_hook",
 ]

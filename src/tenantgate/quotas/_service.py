@@ -1,0 +1,95 @@
+"""The quota service: tool-call limits (for the gate's hook), request limits, token budgets and usage, over plans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tenantgate.context import TenantContext
+from tenantgate.errors import DatabaseUnavailable, QuotaBackendUnavailable
+from tenantgate.quotas._budgets import Budget, Budgets, Reservation
+from tenantgate.quotas._plans import Limits, PlanStore
+from tenantgate.quotas._rates import Rate, RateLimiter
+
+__all__ = ["Quotas"]
+
+
+class Quotas:
+    """Every limit check of a tenant, in one place. Faults of either store fail closed."""
+
+    def __init__(self, *, plans: PlanStore, budgets: Budgets, rates: RateLimiter) -> None:
+        self.plans = plans
+        self.budgets = budgets
+        self.rates = rates
+
+    async def check_tool_call(
+        self, ctx: TenantContext, tool: str, *, outbound_channel: str | None = None
+    ) -> Reservation:
+        """Rate limits, then reserve today's budgets for one call of ``tool``; raise when over.
+
+        ``outbound_channel`` is set for tools that send messages (capability ``messaging.outbound``):
+        the call then counts against the outbound-message limits too. A tool call is one unit,
+        reserved before execution and kept: the attempt the gate allowed is the call that runs.
+        """
+        limits = await self._limits(ctx)
+        tenant = str(ctx.tenant_id)
+        await self.rates.hit(Rate.TOOL_CALLS, limits.tool_calls_per_minute, tenant)
+        await self.rates.hit(Rate.TOOL_CALLS_PER_TOOL, limits.tool_calls_per_minute_per_tool, tenant, tool)
+        amounts = {Budget.TOOL_CALLS: 1}
+        if outbound_channel is not None:
+            await self.rates.hit(Rate.OUTBOUND, limits.outbound_per_minute, tenant)
+            await self.rates.hit(
+                Rate.OUTBOUND_PER_CHANNEL, limits.outbound_per_minute_per_channel, tenant, outbound_channel
+            )
+            amounts[Budget.OUTBOUND_MESSAGES] = 1
+        return await self.budgets.reserve(ctx, limits, amounts)
+
+    async def _limits(self, ctx: TenantContext) -> Limits:
+        try:
+            return (await self.plans.limits(ctx)).limits
+        except DatabaseUnavailable as exc:
+            raise QuotaBackendUnavailable(
+                "The tenant's limits could not be read; refused.", backend="postgresql", error=type(exc).__name__
+            ) from exc
+
+    async def reserve_tokens(self, ctx: TenantContext, *, input_tokens: int, output_tokens: int) -> Reservation:
+        """Reserve an LLM call's maximum tokens before it is sent (settle with the real usage after)."""
+        limits = await self._limits(ctx)
+        amounts = {Budget.LLM_INPUT_TOKENS: input_tokens, Budget.LLM_OUTPUT_TOKENS: output_tokens}
+        return await self.budgets.reserve(ctx, limits, amounts)
+
+    async def settle_tokens(self, reservation: Reservation, *, input_tokens: int, output_tokens: int) -> None:
+        await self.budgets.settle(
+            reservation, {Budget.LLM_INPUT_TOKENS: input_tokens, Budget.LLM_OUTPUT_TOKENS: output_tokens}
+        )
+
+    async def check_request(self, ctx: TenantContext, key_id: str | None) -> None:
+        """Count one API request against the tenant's and (when a key made it) the key's rate."""
+        limits = await self._limits(ctx)
+        tenant = str(ctx.tenant_id)
+        await self.rates.hit(Rate.REQUESTS_PER_TENANT, limits.requests_per_minute_per_tenant, tenant)
+        if key_id is not None:
+            await self.rates.hit(Rate.REQUESTS_PER_KEY, limits.requests_per_minute_per_key, tenant, key_id)
+
+    async def usage(self, ctx: TenantContext) -> dict[str, Any]:
+        """The tenant's current usage against its limits: budgets, and tenant-wide rates."""
+        resolved = await self.plans.limits(ctx)
+        limits = resolved.limits
+        tenant = str(ctx.tenant_id)
+        budgets = [
+            {"limit": u.budget.limit_name, "used": u.used, "max": u.limit,
+             "period_start": u.period_start.isoformat(), "resets_at": u.resets_at.isoformat()}
+            for u in await self.budgets.usage(ctx, limits)
+        ]  # fmt: skip
+        rates = []
+        for rate in (Rate.REQUESTS_PER_TENANT, Rate.TOOL_CALLS, Rate.OUTBOUND):
+            per_minute = getattr(limits, rate.value)
+            state = await self.rates.state(rate, per_minute, tenant)
+            rates.append({"limit": rate.value, "used": per_minute - state.remaining, "max": per_minute})
+        return {
+            "tenant_id": tenant,
+            "plan": resolved.plan,
+            "overrides": resolved.overrides,
+            "budgets": budgets,
+            "rates": rates,
+            "limits": limits.model_dump(),
+        }
