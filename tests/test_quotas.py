@@ -228,7 +228,10 @@ async def test_redis_unreachable_denies_with_quota_backend_unavailable(
     rates = RateLimiter(f"redis://127.0.0.1:{_closed_port()}/0", timeout_s=0.3)
     quotas = _quotas(services.db, services, rates)
     gate = Gate(registry=services.registry, policies=services.policy_cache, quota=quota_hook(quotas.check_tool_call))
-    decision = await gate.decide(await owner(services, tenant), ECHO)
+    try:
+        decision = await gate.decide(await owner(services, tenant), ECHO)
+    finally:
+        await rates.close()
     assert (decision.verdict, decision.code) == (Verdict.DENY, Code.QUOTA_BACKEND_UNAVAILABLE)
     assert decision.details[0]["backend"] == "redis"
     assert await used(services, tenant, Budget.TOOL_CALLS) == 0  # nothing reserved for a refused call

@@ -324,5 +324,6 @@ class Services:
 
     async def stop(self) -> None:
         await self.policy_cache.stop()
+        await self.quotas.rates.close()
         await self.audit.drain()  # access events still in flight are written, not dropped
         await self.db.dispose()

@@ -107,6 +107,13 @@ class RateLimiter:
         except Exception:  # noqa: BLE001 - a health check answers, it does not raise
             return False
 
+    async def close(self) -> None:
+        """Close the Redis connections (nothing to do in memory)."""
+        bridge = getattr(self._storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        if client is not None:
+            await client.aclose()
+
     async def _exceeded(self, rate: Rate, per_minute: int, item: object, identifiers: tuple[str, ...]) -> QuotaExceeded:
         try:
             state = await self.state(rate, per_minute, *identifiers)
