@@ -254,6 +254,8 @@ class Services:
             plans=PlanStore(db=db, audit=audit, mode=settings.mode),
             budgets=Budgets(db=db),
             rates=RateLimiter(redis_url, timeout_s=settings.quota_backend_timeout_s),
+            auth_failures_per_address=settings.auth_failures_per_minute_per_address,
+            auth_failures_per_prefix=settings.auth_failures_per_minute_per_prefix,
         )
         gate = Gate(registry=registry, policies=cache, quota=quota_hook(quotas.check_tool_call))
         outside = outside or Outside(policy=egress_policy(settings))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, ServicesDep
 from tenantgate.api._errors import ERROR_RESPONSES, ErrorBody
+from tenantgate.api._ratelimit import quota_headers
 from tenantgate.context import DeploymentMode
 from tenantgate.gate import Code, ProposedCall, Verdict
 from tenantgate.tools import Outcome
@@ -104,6 +105,7 @@ async def call_tool(name: str, body: CallRequest, ctx: Caller, services: Service
             {**decision.summary(), "code": decision.code.value, "message": decision.reason,
              "call_id": str(outcome.call_id)},
             status_code=_DENY_STATUS.get(decision.code, 403),
+            headers=quota_headers(decision.details[0]) if decision.details else None,
         )  # fmt: skip
     result = outcome.result
     assert result is not None

@@ -12,6 +12,7 @@ reserved and what was really used; callers settle in ``finally`` so nothing leak
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -165,6 +166,29 @@ class Budgets:
                         await conn.execute(_ADJUST, params)
         except _FAULTS as exc:
             raise _unavailable(exc) from exc
+
+    async def usage_all(self) -> dict[uuid.UUID, dict[Budget, int]]:
+        """Every tenant's budget counters in their current periods (admin role: the platform's view)."""
+        now = datetime.now(UTC)
+        current = {b: period_bounds(b, now)[0] for b in Budget}
+        c = t.budget_counters.c
+        try:
+            async with self._db.admin() as conn:
+                rows = (
+                    await conn.execute(
+                        sa.select(c.tenant_id, c.counter, c.period_start, c.used).where(
+                            c.period_start >= current[Budget.COST_UNITS]
+                        )
+                    )
+                ).all()
+        except _FAULTS as exc:
+            raise _unavailable(exc) from exc
+        out: dict[uuid.UUID, dict[Budget, int]] = {}
+        for row in rows:
+            budget = Budget(row.counter)
+            if current[budget] == row.period_start:
+                out.setdefault(row.tenant_id, {})[budget] = int(row.used)
+        return out
 
     async def usage(self, ctx: TenantContext, limits: Limits) -> list[BudgetUsage]:
         """Every budget of ``ctx``'s tenant in its current period."""

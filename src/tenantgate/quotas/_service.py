@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from typing import Any
 
 from tenantgate.context import TenantContext
-from tenantgate.errors import DatabaseUnavailable, QuotaBackendUnavailable
+from tenantgate.errors import DatabaseUnavailable, QuotaBackendUnavailable, QuotaExceeded
 from tenantgate.quotas._budgets import Budget, Budgets, Reservation
 from tenantgate.quotas._plans import Limits, PlanStore
 from tenantgate.quotas._rates import Rate, RateLimiter
@@ -16,10 +18,36 @@ __all__ = ["Quotas"]
 class Quotas:
     """Every limit check of a tenant, in one place. Faults of either store fail closed."""
 
-    def __init__(self, *, plans: PlanStore, budgets: Budgets, rates: RateLimiter) -> None:
+    def __init__(
+        self,
+        *,
+        plans: PlanStore,
+        budgets: Budgets,
+        rates: RateLimiter,
+        auth_failures_per_address: int = 30,
+        auth_failures_per_prefix: int = 10,
+    ) -> None:
         self.plans = plans
         self.budgets = budgets
         self.rates = rates
+        self._auth_per_address = auth_failures_per_address
+        self._auth_per_prefix = auth_failures_per_prefix
+
+    async def check_auth_allowed(self, address: str, key_prefix: str | None) -> None:
+        """Raise QuotaExceeded when this source address or key prefix failed authentication too often."""
+        await self.rates.check(Rate.AUTH_FAILURES_PER_ADDRESS, self._auth_per_address, address)
+        if key_prefix is not None:
+            await self.rates.check(Rate.AUTH_FAILURES_PER_PREFIX, self._auth_per_prefix, key_prefix)
+
+    async def auth_failed(self, address: str, key_prefix: str | None) -> None:
+        """Count one failed authentication (never raises QuotaExceeded: the caller is refusing already)."""
+        for rate, cap, ident in (
+            (Rate.AUTH_FAILURES_PER_ADDRESS, self._auth_per_address, address),
+            (Rate.AUTH_FAILURES_PER_PREFIX, self._auth_per_prefix, key_prefix),
+        ):
+            if ident is not None:
+                with contextlib.suppress(QuotaExceeded):
+                    await self.rates.hit(rate, cap, ident)
 
     async def check_tool_call(
         self, ctx: TenantContext, tool: str, *, outbound_channel: str | None = None
@@ -93,3 +121,14 @@ class Quotas:
             "rates": rates,
             "limits": limits.model_dump(),
         }
+
+    async def usage_all(self, tenant_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        """The platform's view: each tenant's budgets against its limits (admin role)."""
+        counters = await self.budgets.usage_all()
+        out = []
+        for tenant_id in tenant_ids:
+            resolved = await self.plans.tenant_limits_admin(tenant_id)
+            used = counters.get(tenant_id, {})
+            budgets = [{"limit": b.limit_name, "used": used.get(b, 0), "max": b.limit(resolved.limits)} for b in Budget]
+            out.append({"tenant_id": str(tenant_id), "plan": resolved.plan, "budgets": budgets})
+        return out
