@@ -287,6 +287,7 @@ class Services:
                 defaults=ProviderDefaults.from_settings(settings), http=planner_http, credentials=credentials
             ),
             limits=RuntimeLimits(step_limit=settings.agent_step_limit, time_limit_s=settings.agent_time_limit_s),
+            quotas=quotas,
         )
         if "message@v1" not in registry:
             # The message tool delivers through the runtime's sessions, so it joins the registry here.
