@@ -235,3 +235,20 @@ async def test_redis_unreachable_denies_with_quota_backend_unavailable(
     assert (decision.verdict, decision.code) == (Verdict.DENY, Code.QUOTA_BACKEND_UNAVAILABLE)
     assert decision.details[0]["backend"] == "redis"
     assert await used(services, tenant, Budget.TOOL_CALLS) == 0  # nothing reserved for a refused call
+
+
+async def test_cron_jobs_and_heartbeats_are_capped_by_the_tenants_plan(
+    services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    await services.quotas.plans.set_tenant(tenant_a.id, overrides={"cron_jobs": 1, "heartbeat_tasks": 1})
+    ctx = tenant_a.system
+    await services.cron.add(ctx, name="daily", kind="cron", schedule="0 9 * * *", message="Report.")
+    with pytest.raises(QuotaExceeded) as refused:
+        await services.cron.add(ctx, name="nightly", kind="cron", schedule="0 22 * * *", message="Report.")
+    assert refused.value.fields["limit"] == 1
+    await services.heartbeat.add(ctx, name="check", prompt="Anything new?", every_seconds=3600)
+    with pytest.raises(QuotaExceeded):
+        await services.heartbeat.add(ctx, name="check2", prompt="Anything new?", every_seconds=3600)
+    # Tenant B keeps the mode's default caps.
+    for n in range(2):
+        await services.cron.add(tenant_b.system, name=f"job{n}", kind="cron", schedule="0 9 * * *", message="Hi.")

@@ -28,7 +28,7 @@ from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, Gate, PolicyCache, PolicyStore, quota_hook
 from tenantgate.memory import MemoryStore
-from tenantgate.quotas import Budgets, PlanStore, Quotas, RateLimiter
+from tenantgate.quotas import Budgets, Limits, PlanStore, Quotas, RateLimiter
 from tenantgate.redact import Redactor
 from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
 from tenantgate.skills import SkillStore
@@ -240,23 +240,27 @@ class Services:
         audit = AuditLog(db=db, redactor=redactor)
         # Tenant-state stores exist before the registry: the built-in tools are built over them.
         limits = ScheduleLimits.from_settings(settings)
+        # Limits are data (plans, overrides); the operator's schedule settings are the mode's defaults.
+        plan_defaults = Limits.defaults(settings.mode).merged(
+            {"cron_jobs": limits.max_cron_jobs, "heartbeat_tasks": limits.max_heartbeat_tasks}
+        )
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        quotas = Quotas(
+            plans=PlanStore(db=db, audit=audit, mode=settings.mode, defaults=plan_defaults),
+            budgets=Budgets(db=db),
+            rates=RateLimiter(redis_url, timeout_s=settings.quota_backend_timeout_s),
+            auth_failures_per_address=settings.auth_failures_per_minute_per_address,
+            auth_failures_per_prefix=settings.auth_failures_per_minute_per_prefix,
+        )
         memory = MemoryStore(db=db, audit=audit)
-        cron = CronStore(db=db, audit=audit, limits=limits)
-        heartbeat = HeartbeatStore(db=db, audit=audit, limits=limits)
+        cron = CronStore(db=db, audit=audit, limits=limits, tenant_cap=quotas.cap("cron_jobs"))
+        heartbeat = HeartbeatStore(db=db, audit=audit, limits=limits, tenant_cap=quotas.cap("heartbeat_tasks"))
         skills = SkillStore(db=db, audit=audit, prompt_max_chars=settings.skills_prompt_max_chars)
         if registry is None:
             registry = build_registry(settings, memory=memory, cron=cron, heartbeat=heartbeat, skills=skills)
         policies = PolicyStore(db=db, registry=registry, audit=audit)
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit, redactor=redactor)
-        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-        quotas = Quotas(
-            plans=PlanStore(db=db, audit=audit, mode=settings.mode),
-            budgets=Budgets(db=db),
-            rates=RateLimiter(redis_url, timeout_s=settings.quota_backend_timeout_s),
-            auth_failures_per_address=settings.auth_failures_per_minute_per_address,
-            auth_failures_per_prefix=settings.auth_failures_per_minute_per_prefix,
-        )
         gate = Gate(registry=registry, policies=cache, quota=quota_hook(quotas.check_tool_call))
         outside = outside or Outside(policy=egress_policy(settings))
         http = http or EgressHttp(

@@ -109,10 +109,18 @@ class PlanStore:
     A change made here is seen at once in this process and within ``ttl_s`` in others.
     """
 
-    def __init__(self, *, db: Database, audit: AuditLog, mode: DeploymentMode, ttl_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        audit: AuditLog,
+        mode: DeploymentMode,
+        ttl_s: float = 5.0,
+        defaults: Limits | None = None,
+    ) -> None:
         self._db = db
         self._audit = audit
-        self.defaults = Limits.defaults(mode)
+        self.defaults = defaults or Limits.defaults(mode)
         self._ttl = ttl_s
         self._cache: dict[uuid.UUID, tuple[float, TenantLimits]] = {}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tenantgate.context import TenantContext
@@ -70,6 +71,17 @@ class Quotas:
             )
             amounts[Budget.OUTBOUND_MESSAGES] = 1
         return await self.budgets.reserve(ctx, limits, amounts)
+
+    def cap(self, name: str) -> Callable[[TenantContext], Awaitable[int]]:
+        """The tenant's value of the limit ``name`` (e.g. ``cron_jobs``), for stores that count standing objects."""
+        if name not in Limits.model_fields:
+            raise ValueError(f"no limit named {name!r}")
+
+        async def read(ctx: TenantContext) -> int:
+            value: int = getattr(await self._limits(ctx), name)
+            return value
+
+        return read
 
     async def _limits(self, ctx: TenantContext) -> Limits:
         try:
