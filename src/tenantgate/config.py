@@ -203,7 +203,7 @@ class Settings(BaseSettings):
     # is known, per source address and per API key prefix.
     redis_url: SecretStr | None = None
     quota_backend_timeout_s: float = Field(default=0.5, gt=0, le=10)
-    auth_failures_per_minute_per_address: int = Field(default=30, ge=1, le=100_000)
+    auth_failures_per_minute_per_address: int = Field(default=120, ge=1, le=100_000)
     auth_failures_per_minute_per_prefix: int = Field(default=10, ge=1, le=100_000)
 
     @field_validator("redis_url")

@@ -25,7 +25,7 @@ class Quotas:
         plans: PlanStore,
         budgets: Budgets,
         rates: RateLimiter,
-        auth_failures_per_address: int = 30,
+        auth_failures_per_address: int = 120,
         auth_failures_per_prefix: int = 10,
     ) -> None:
         self.plans = plans
