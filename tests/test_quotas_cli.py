@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+
+import pytest
 
 from tenantgate.installation import Services
+from tenantgate.logs import configure_logging
 from tests.conftest import TenantFixture
 from tests.test_vault_cli import env, tg
 
 __all__ = ["env"]  # the vault CLI tests' environment: the suite's database
+
+
+@pytest.fixture(autouse=True)
+def _logs_back_to_stderr() -> Iterator[None]:
+    # The CLI points logging at the runner's captured stderr, which is closed afterwards.
+    yield
+    configure_logging("warning")
 
 
 async def test_limits_set_and_show_from_the_cli(
