@@ -29,6 +29,7 @@ from tenantgate.auth import system_context
 from tenantgate.config import Settings
 from tenantgate.context import PrincipalKind, Role
 from tenantgate.installation import Installation, Services
+from tenantgate.quotas import Limits
 from tenantgate.store import DatabaseUrls, EmbeddedPostgres, RoleNames, provision
 
 
@@ -129,6 +130,8 @@ class BenchTenant:
 async def new_tenant(services: Services) -> BenchTenant:
     """A new tenant with an owner principal and an API key for it."""
     tenant = await services.tenants.create(f"bench-{uuid.uuid4().hex[:10]}")
+    # Benchmarks measure throughput, not refusals: this tenant's rate limits and budgets are lifted.
+    await services.quotas.plans.set_tenant(tenant.id, overrides=dict.fromkeys(Limits.model_fields, 10**12))
     system = system_context(tenant.id, mode=services.settings.mode, request_id="bench")
     owner = await services.principals.create(
         system, name="owner", kind=PrincipalKind.USER, roles=frozenset({Role.OWNER})

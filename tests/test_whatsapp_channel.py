@@ -26,7 +26,6 @@ from tenantgate.egress import EgressPolicy
 from tenantgate.installation import Installation, Outside, Services
 from tenantgate.webhooks import sign_whatsapp
 from tests.conftest import TenantFixture, new_tenant
-from tests.fake_credentials import InMemoryCredentialsForTests
 from tests.fakes.loopback import HostTable, LoopbackOnly
 from tests.fakes.server import FakeServer, Reply, Request
 
@@ -77,9 +76,7 @@ async def world(installation: Installation) -> AsyncIterator[tuple[Services, Fak
         )
         dialled: list[str] = []
         outside = Outside(policy=policy, resolver=HostTable({HOST: "127.0.0.1"}), dialer=lambda: LoopbackOnly(dialled))
-        built = Services.build(
-            replace(installation, settings=settings), outside=outside, credentials=InMemoryCredentialsForTests()
-        )
+        built = Services.build(replace(installation, settings=settings), outside=outside)
         await built.start()
         try:
             yield built, graph, server
@@ -92,10 +89,8 @@ async def _business(built: Services, services: Services, graph: FakeGraph, name:
     phone, customer = str(10**14 + secrets.randbelow(10**14)), "1631555" + str(1000 + secrets.randbelow(9000))
     token, app_secret = "EAAG" + secrets.token_urlsafe(24), secrets.token_hex(16)
     graph.tokens[phone] = token
-    credentials = built.boundary._executor._resources.credentials  # the in-memory test source
-    assert isinstance(credentials, InMemoryCredentialsForTests)
-    credentials.put(tenant.id, "whatsapp", {"access_token": token}, kind="bearer_token", provider="whatsapp",
-                    metadata={"phone_number_id": phone})  # fmt: skip
+    await built.credentials.create(tenant.system, name="whatsapp", kind="oauth", provider="whatsapp",
+                                   secret={"access_token": token}, metadata={"phone_number_id": phone})  # fmt: skip
     await built.policies.set_policy(
         tenant.system,
         {"packages": [{"package": "whatsapp"}],

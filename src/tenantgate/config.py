@@ -198,6 +198,20 @@ class Settings(BaseSettings):
     heartbeat_min_interval_seconds: int | None = Field(default=None, ge=60, le=86_400)
     # The most skill text that enters a prompt's tenant layer.
     skills_prompt_max_chars: int = Field(default=8000, ge=500, le=100_000)
+    # Quotas: rate limits live in memory (one process's view) unless Redis is set, which every
+    # API and worker process then shares. Authentication failures are limited before any tenant
+    # is known, per source address and per API key prefix.
+    redis_url: SecretStr | None = None
+    quota_backend_timeout_s: float = Field(default=0.5, gt=0, le=10)
+    auth_failures_per_minute_per_address: int = Field(default=120, ge=1, le=100_000)
+    auth_failures_per_minute_per_prefix: int = Field(default=10, ge=1, le=100_000)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url starts with redis://, rediss:// or unix://")
+        return value
 
     # Directives (side effects): "inline" runs each in the process that records it (one
     # attempt); "queue" defers it to the PostgreSQL job queue that `tenantgate worker` serves.

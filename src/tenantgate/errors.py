@@ -18,6 +18,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PermissionDenied",
+    "QuotaBackendUnavailable",
     "QuotaExceeded",
     "RoleRequired",
     "SecretRejected",
@@ -120,6 +121,17 @@ class QuotaExceeded(TenantgateError):
     """A tenant limit was reached; nothing was changed. Remove something first, or ask the operator."""
 
     code = "quota_exceeded"
+
+    def retry_after(self) -> int | None:
+        """Seconds until the limit resets, when the refusal knows it (for ``Retry-After``)."""
+        value = self.fields.get("retry_after")
+        return int(value) if isinstance(value, int | float) else None
+
+
+class QuotaBackendUnavailable(TenantgateError):
+    """The limit store (Redis or the database) cannot be reached; refused rather than counted as allowed."""
+
+    code = "quota_backend_unavailable"
 
 
 class DatabaseUnavailable(TenantgateError):

@@ -28,8 +28,9 @@ from tenantgate.context import TenantContext
 from tenantgate.directives import DirectiveQueue, DirectiveStore
 from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader, Resolver
 from tenantgate.errors import ConfigurationError
-from tenantgate.gate import Boundary, Confirmations, DirectiveRunner, Gate, PolicyCache, PolicyStore
+from tenantgate.gate import Boundary, Confirmations, DirectiveRunner, Gate, PolicyCache, PolicyStore, quota_hook
 from tenantgate.memory import MemoryStore
+from tenantgate.quotas import Budgets, Limits, PlanStore, Quotas, RateLimiter
 from tenantgate.redact import Redactor
 from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
 from tenantgate.signals import SignalBus, SignalStore
@@ -216,6 +217,7 @@ class Services:
     signals: SignalBus
     webhooks: WebhookIngest
     schedules: ScheduleRunner  # runs due cron jobs and heartbeat tasks (the worker calls it)
+    quotas: Quotas
 
     @classmethod
     def build(
@@ -244,16 +246,28 @@ class Services:
         audit = AuditLog(db=db, redactor=redactor)
         # Tenant-state stores exist before the registry: the built-in tools are built over them.
         limits = ScheduleLimits.from_settings(settings)
+        # Limits are data (plans, overrides); the operator's schedule settings are the mode's defaults.
+        plan_defaults = Limits.defaults(settings.mode).merged(
+            {"cron_jobs": limits.max_cron_jobs, "heartbeat_tasks": limits.max_heartbeat_tasks}
+        )
+        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        quotas = Quotas(
+            plans=PlanStore(db=db, audit=audit, mode=settings.mode, defaults=plan_defaults),
+            budgets=Budgets(db=db),
+            rates=RateLimiter(redis_url, timeout_s=settings.quota_backend_timeout_s),
+            auth_failures_per_address=settings.auth_failures_per_minute_per_address,
+            auth_failures_per_prefix=settings.auth_failures_per_minute_per_prefix,
+        )
         memory = MemoryStore(db=db, audit=audit)
-        cron = CronStore(db=db, audit=audit, limits=limits)
-        heartbeat = HeartbeatStore(db=db, audit=audit, limits=limits)
+        cron = CronStore(db=db, audit=audit, limits=limits, tenant_cap=quotas.cap("cron_jobs"))
+        heartbeat = HeartbeatStore(db=db, audit=audit, limits=limits, tenant_cap=quotas.cap("heartbeat_tasks"))
         skills = SkillStore(db=db, audit=audit, prompt_max_chars=settings.skills_prompt_max_chars)
         if registry is None:
             registry = build_registry(settings, memory=memory, cron=cron, heartbeat=heartbeat, skills=skills)
         policies = PolicyStore(db=db, registry=registry, audit=audit)
         cache = PolicyCache(store=policies, listen_url=installation.app_url)
         confirmations = Confirmations(db=db, registry=registry, audit=audit, redactor=redactor)
-        gate = Gate(registry=registry, policies=cache)
+        gate = Gate(registry=registry, policies=cache, quota=quota_hook(quotas.check_tool_call))
         outside = outside or Outside(policy=egress_policy(settings))
         http = http or EgressHttp(
             outside.policy,
@@ -306,6 +320,7 @@ class Services:
             redactor=redactor,
             skills=skills,
             limits=RuntimeLimits(step_limit=settings.agent_step_limit, time_limit_s=settings.agent_time_limit_s),
+            quotas=quotas,
         )
         if "message@v1" not in registry:
             # The message tool delivers through the runtime's sessions, so it joins the registry here.
@@ -347,6 +362,7 @@ class Services:
             signals=signals,
             webhooks=webhooks,
             schedules=ScheduleRunner(db=db, runtime=runtime, principals=principals, audit=audit, mode=settings.mode),
+            quotas=quotas,
         )
 
     async def start(self) -> None:
@@ -358,5 +374,6 @@ class Services:
         await self.signals.drain()
         if self.queue is not None:
             await self.queue.close()
+        await self.quotas.rates.close()
         await self.audit.drain()  # access events still in flight are written, not dropped
         await self.db.dispose()

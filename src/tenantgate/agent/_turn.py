@@ -24,6 +24,7 @@ from tenantgate.agent._live import LiveRun
 from tenantgate.agent._planner import (
     AssistantTurn,
     Conversation,
+    Plan,
     PlannedCall,
     Planner,
     ToolResultItem,
@@ -36,9 +37,10 @@ from tenantgate.agent._runs import RunInfo, RunStatus, RunStore
 from tenantgate.agent._sessions import HTTP_CHANNEL, MAX_MESSAGE, MessageInfo, SessionStore
 from tenantgate.audit import AuditLog
 from tenantgate.context import PrincipalKind, TenantContext
-from tenantgate.errors import InvalidInput, PermissionDenied, TenantgateError
+from tenantgate.errors import InvalidInput, PermissionDenied, QuotaExceeded, TenantgateError
 from tenantgate.gate import Boundary, PolicySource, ProposedCall, TenantView, Verdict, args_digest
 from tenantgate.logs import get_logger
+from tenantgate.quotas import Quotas, Reservation
 from tenantgate.redact import Redactor
 from tenantgate.store import Database
 from tenantgate.tools import Outcome, ToolRegistry, ToolSpec
@@ -114,6 +116,11 @@ class SkillLayer(Protocol):
     async def prompt_layer(self, ctx: TenantContext) -> str: ...
 
 
+def _input_estimate(conversation: Conversation) -> int:
+    """An upper estimate of a request's input tokens (about 3 characters a token), reserved up front."""
+    return max(1, len(repr(conversation)) // 3)
+
+
 class AgentRuntime:
     """Runs agent turns for sessions; also the outbox the ``message`` tool delivers through."""
 
@@ -129,8 +136,10 @@ class AgentRuntime:
         redactor: Redactor,
         skills: SkillLayer | None = None,
         limits: RuntimeLimits | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self.sessions = SessionStore(db=db, audit=audit)
+        self._quotas = quotas
         self.runs = RunStore(db=db, audit=audit, redactor=redactor)
         self._db = db
         self._boundary = boundary
@@ -300,7 +309,7 @@ class AgentRuntime:
                     "step_limit",
                     f"The run stopped after {self._limits.step_limit} planner steps without a reply.",
                 )
-            plan = await planner.plan(conversation, tools)
+            plan = await self._planned(ctx, view, planner, conversation, tools)
             state.steps += 1
             state.usage += plan.usage
             stepped: dict[str, Any] = {
@@ -320,6 +329,31 @@ class AgentRuntime:
             results = [await self._call(ctx, live, call, state) for call in plan.calls]
             await live.flush()  # every result is on record before the planner sees it
             conversation.turns.append(ToolResults(tuple(results)))
+
+    async def _planned(
+        self, ctx: TenantContext, view: TenantView, planner: Planner, conversation: Conversation, tools: list[ToolSpec]
+    ) -> Plan:
+        """One provider call inside the tenant's token budget: reserve the most it can use, settle what it used.
+
+        Stops the run (``quota_exceeded``) before anything is sent when the budget cannot hold the
+        call's maximum; a budget store that cannot be reached stops it too (fail closed).
+        """
+        if self._quotas is None or planner.vendor is None:  # no provider: no tokens spent
+            return await planner.plan(conversation, tools)
+        most_out = self._planners.choice(view).max_tokens
+        try:
+            reservation: Reservation = await self._quotas.reserve_tokens(
+                ctx, input_tokens=_input_estimate(conversation), output_tokens=most_out
+            )
+        except QuotaExceeded as exc:
+            raise _Ended(RunStatus.FAILED, exc.code, f"Token budget: {exc.message}") from exc
+        used = (0, 0)  # a provider call that failed is released, not charged
+        try:
+            plan = await planner.plan(conversation, tools)
+            used = (plan.usage.input_tokens, plan.usage.output_tokens)
+            return plan
+        finally:
+            await self._quotas.settle_tokens(reservation, input_tokens=used[0], output_tokens=used[1])
 
     async def _call(self, ctx: TenantContext, live: LiveRun, call: PlannedCall, state: _State) -> ToolResultItem:
         """One proposed call: read, schema-checked, decided, run; answered to the model as a data block."""

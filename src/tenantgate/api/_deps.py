@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from tenantgate.api._ratelimit import guarded_authentication
 from tenantgate.auth import PlatformPrincipal
 from tenantgate.context import TenantContext
 from tenantgate.installation import Services
@@ -23,17 +24,27 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 async def tenant_caller(request: Request, services: ServicesDep) -> TenantContext:
     """Authenticate the request. The tenant comes from the credential and nothing else."""
-    ctx = await services.authenticator.authenticate(
-        request.headers.get("authorization"), request_id=request.state.request_id
+    ctx = await guarded_authentication(
+        request,
+        services,
+        lambda: services.authenticator.authenticate(
+            request.headers.get("authorization"), request_id=request.state.request_id
+        ),
     )
     request.state.tenant_id = str(ctx.tenant_id)
     request.state.principal_id = str(ctx.principal_id)
+    # Per key and per tenant request rates, counted once the caller is known.
+    await services.quotas.check_request(ctx, str(ctx.credential_id) if ctx.credential_id else None)
     return ctx
 
 
 async def platform_operator(request: Request, services: ServicesDep) -> PlatformPrincipal:
-    operator = await services.platform_keys.authenticate(
-        request.headers.get("authorization"), request_id=request.state.request_id
+    operator = await guarded_authentication(
+        request,
+        services,
+        lambda: services.platform_keys.authenticate(
+            request.headers.get("authorization"), request_id=request.state.request_id
+        ),
     )
     request.state.principal_id = f"platform:{operator.key_id}"
     return operator

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tenantgate.api._ratelimit import quota_headers
 from tenantgate.errors import TenantgateError
 from tenantgate.logs import get_logger
 
@@ -34,6 +35,7 @@ _STATUS = {
     "credential_unreadable": 500,
     "key_provider_unavailable": 503,
     "quota_exceeded": 429,
+    "quota_backend_unavailable": 503,
     "internal_error": 500,
     "vendor_not_eligible": 403,
     "planner_error": 502,
@@ -79,7 +81,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             _log.error("request.error", code=exc.code, error=exc.message)
         body = exc.as_dict()
-        return _body(body.pop("code"), body.pop("message"), status, **body)
+        response = _body(body.pop("code"), body.pop("message"), status, **body)
+        if status == 429:
+            response.headers.update(quota_headers(exc.fields))
+        return response
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

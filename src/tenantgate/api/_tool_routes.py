@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, ServicesDep
 from tenantgate.api._errors import ERROR_RESPONSES, ErrorBody
+from tenantgate.api._ratelimit import quota_headers
 from tenantgate.context import DeploymentMode
 from tenantgate.gate import Code, ProposedCall, Verdict
 from tenantgate.tools import Outcome
@@ -20,6 +21,7 @@ router = APIRouter(prefix="/v1", tags=["tools"], responses=ERROR_RESPONSES)
 
 # A deny is 403, except where the caller should retry later (429) or the platform is at fault (503).
 _DENY_STATUS = {Code.QUOTA_EXCEEDED: 429, Code.POLICY_UNAVAILABLE: 503, Code.GATE_ERROR: 503}
+_DENY_STATUS[Code.QUOTA_BACKEND_UNAVAILABLE] = 503
 
 
 class ToolInfo(BaseModel):
@@ -117,6 +119,7 @@ async def call_tool(
             {**decision.summary(), "code": decision.code.value, "message": decision.reason,
              "call_id": str(outcome.call_id)},
             status_code=_DENY_STATUS.get(decision.code, 403),
+            headers=quota_headers(decision.details[0]) if decision.details else None,
         )  # fmt: skip
     result = outcome.result
     assert result is not None

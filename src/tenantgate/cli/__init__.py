@@ -16,6 +16,7 @@ from tenantgate.cli._common import err
 from tenantgate.cli._db import db_app
 from tenantgate.cli._demo import demo
 from tenantgate.cli._keys import keys_app
+from tenantgate.cli._limits import limits_app
 from tenantgate.cli._platform import platform_app
 from tenantgate.cli._policy import kill_switch_app, policy_app
 from tenantgate.cli._principals import principals_app
@@ -43,6 +44,7 @@ app.add_typer(kill_switch_app, name="kill-switch")
 app.add_typer(vault_app, name="vault")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(skills_app, name="skills")
+app.add_typer(limits_app, name="limits")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from tenantgate.gate._policy import (
     PolicyDocument,
     ScriptStep,
 )
+from tenantgate.gate._quota import ToolCallCheck, quota_hook
 from tenantgate.gate._store import PolicyStore, PolicyVersion, SwitchInfo, SwitchScope
 
 __all__ = [
@@ -56,8 +57,10 @@ __all__ = [
     "SwitchScope",
     "Switches",
     "TenantView",
+    "ToolCallCheck",
     "Verdict",
     "args_digest",
     "compile_policy",
     "evaluate",
+    "quota_hook",
 ]

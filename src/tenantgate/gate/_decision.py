@@ -29,6 +29,7 @@ class Code(StrEnum):
     ROLE_REQUIRED = "role_required"
     COMPLIANCE_DENIED = "compliance_denied"
     QUOTA_EXCEEDED = "quota_exceeded"
+    QUOTA_BACKEND_UNAVAILABLE = "quota_backend_unavailable"
     CONFIRMATION_REQUIRED = "confirmation_required"
     CONFIRMATION_INVALID = "confirmation_invalid"
     POLICY_UNAVAILABLE = "policy_unavailable"

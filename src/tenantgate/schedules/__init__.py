@@ -2,7 +2,7 @@
 
 from tenantgate.schedules._cron import MAX_MESSAGE_CHARS, NAME_PATTERN, CronJob, CronJobVersion, CronStore
 from tenantgate.schedules._heartbeat import HeartbeatStore, HeartbeatTask
-from tenantgate.schedules._limits import ScheduleLimits
+from tenantgate.schedules._limits import ScheduleLimits, TenantCap
 from tenantgate.schedules._schedule import MAX_EVERY_SECONDS, Schedule, ScheduleKind
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "Schedule",
     "ScheduleKind",
     "ScheduleLimits",
+    "TenantCap",
 ]

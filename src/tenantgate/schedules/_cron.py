@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import TenantContext
 from tenantgate.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
-from tenantgate.schedules._limits import ScheduleLimits
+from tenantgate.schedules._limits import ScheduleLimits, TenantCap
 from tenantgate.schedules._schedule import Schedule, ScheduleKind
 from tenantgate.store import Database, tables
 
@@ -93,11 +93,19 @@ class CronStore:
     """A tenant's cron jobs. Definitions only: the worker runs due jobs."""
 
     def __init__(
-        self, *, db: Database, audit: AuditLog, limits: ScheduleLimits, clock: Callable[[], datetime] = _now
+        self,
+        *,
+        db: Database,
+        audit: AuditLog,
+        limits: ScheduleLimits,
+        clock: Callable[[], datetime] = _now,
+        tenant_cap: TenantCap | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
         self.limits = limits
+        # The tenant's own cap (its quota plan), when the installation gives one; else the settings' cap.
+        self._tenant_cap = tenant_cap
         self._clock = clock
 
     def check(self, schedule: Schedule, now: datetime) -> datetime:
@@ -124,6 +132,7 @@ class CronStore:
         parsed = Schedule.parse(kind, schedule, timezone)
         now = self._clock()
         first = self.check(parsed, now)
+        cap = await self._tenant_cap(ctx) if self._tenant_cap is not None else self.limits.max_cron_jobs
         async with self._db.tenant(ctx) as conn:
             await lock_tenant(conn, ctx, "cron")
             live = (
@@ -133,10 +142,10 @@ class CronStore:
             ).scalars().all()  # fmt: skip
             if name in live:
                 raise Conflict(f"A cron job named {name!r} exists already: remove it first or pick another name.")
-            if len(live) >= self.limits.max_cron_jobs:
+            if len(live) >= cap:
                 raise QuotaExceeded(
                     f"This tenant has {len(live)} cron jobs, the most allowed here: remove one first.",
-                    limit=self.limits.max_cron_jobs,
+                    limit=cap,
                 )
             row = (
                 await conn.execute(

@@ -21,7 +21,7 @@ from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import TenantContext
 from tenantgate.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from tenantgate.schedules._cron import check_message, check_name, lock_tenant
-from tenantgate.schedules._limits import ScheduleLimits
+from tenantgate.schedules._limits import ScheduleLimits, TenantCap
 from tenantgate.schedules._schedule import MAX_EVERY_SECONDS
 from tenantgate.store import Database, tables
 
@@ -55,11 +55,19 @@ class HeartbeatStore:
     """A tenant's heartbeat tasks."""
 
     def __init__(
-        self, *, db: Database, audit: AuditLog, limits: ScheduleLimits, clock: Callable[[], datetime] = _now
+        self,
+        *,
+        db: Database,
+        audit: AuditLog,
+        limits: ScheduleLimits,
+        clock: Callable[[], datetime] = _now,
+        tenant_cap: TenantCap | None = None,
     ) -> None:
         self._db = db
         self._audit = audit
         self.limits = limits
+        # The tenant's own cap (its quota plan), when the installation gives one; else the settings' cap.
+        self._tenant_cap = tenant_cap
         self._clock = clock
 
     def _check_every(self, every_seconds: int) -> int:
@@ -76,6 +84,7 @@ class HeartbeatStore:
         check_message(prompt, "heartbeat prompt")
         self._check_every(every_seconds)
         due = self._clock() + timedelta(seconds=every_seconds)
+        cap = await self._tenant_cap(ctx) if self._tenant_cap is not None else self.limits.max_heartbeat_tasks
         async with self._db.tenant(ctx) as conn:
             await lock_tenant(conn, ctx, "heartbeat")
             live = (
@@ -85,10 +94,10 @@ class HeartbeatStore:
             ).scalars().all()  # fmt: skip
             if name in live:
                 raise Conflict(f"A heartbeat task named {name!r} exists already: remove it or pick another name.")
-            if len(live) >= self.limits.max_heartbeat_tasks:
+            if len(live) >= cap:
                 raise QuotaExceeded(
                     f"This tenant has {len(live)} heartbeat tasks, the most allowed here: remove one first.",
-                    limit=self.limits.max_heartbeat_tasks,
+                    limit=cap,
                 )
             row = (
                 await conn.execute(

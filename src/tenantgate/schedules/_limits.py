@@ -7,12 +7,16 @@ a setting; the installation builds the limits once from :class:`Settings`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from tenantgate.config import Settings
-from tenantgate.context import DeploymentMode
+from tenantgate.context import DeploymentMode, TenantContext
 
-__all__ = ["ScheduleLimits"]
+__all__ = ["ScheduleLimits", "TenantCap"]
+
+# A tenant's own cap on a kind of schedule (from its quota plan: ``Quotas.cap``).
+TenantCap = Callable[[TenantContext], Awaitable[int]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

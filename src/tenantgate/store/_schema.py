@@ -372,3 +372,30 @@ skill_versions = sa.Table(
     sa.Column("changed_at", _ts, nullable=False),
     sa.Column("changed_by", UUID(as_uuid=True), nullable=False),
 )
+
+quota_plans = sa.Table(
+    "quota_plans",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("limits", JSONB, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+tenant_limits = sa.Table(
+    "tenant_limits",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("plan", sa.Text),
+    sa.Column("overrides", JSONB, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)
+
+budget_counters = sa.Table(
+    "budget_counters",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("counter", sa.Text, primary_key=True),
+    sa.Column("period_start", _ts, primary_key=True),
+    sa.Column("used", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+)

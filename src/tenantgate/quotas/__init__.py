@@ -1,0 +1,22 @@
+"""Quotas: rate limits with the ``limits`` library (memory by default, Redis when configured);
+budgets as durable counters in PostgreSQL; plans as data. Control-plane faults fail closed."""
+
+from tenantgate.quotas._budgets import Budget, Budgets, BudgetUsage, Reservation, period_bounds
+from tenantgate.quotas._plans import Limits, PlanStore, TenantLimits
+from tenantgate.quotas._rates import Rate, RateLimiter, RateState
+from tenantgate.quotas._service import Quotas
+
+__all__ = [
+    "Budget",
+    "BudgetUsage",
+    "Budgets",
+    "Limits",
+    "PlanStore",
+    "Quotas",
+    "Rate",
+    "RateLimiter",
+    "RateState",
+    "Reservation",
+    "TenantLimits",
+    "period_bounds",
+]
