@@ -16,7 +16,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import ip_network
 from typing import Any
@@ -25,11 +25,13 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from tenantgate.agent import Conversation, Plan, ScriptedPlanner
 from tenantgate.api import create_app
-from tenantgate.context import PrincipalKind, Role
+from tenantgate.context import PrincipalKind, Role, TenantContext
 from tenantgate.egress import EgressPolicy
-from tenantgate.gate import SwitchScope
+from tenantgate.gate import ProposedCall, SwitchScope
 from tenantgate.installation import Installation, Outside, Services
+from tenantgate.tools import ToolSpec
 from tenantgate.webhooks import sign_whatsapp
 from tests.conftest import TenantFixture, new_tenant
 from tests.fakes.loopback import HostTable, LoopbackOnly
@@ -222,9 +224,17 @@ async def test_a_kill_switch_on_the_whatsapp_integration_stops_the_reply(
 
 
 async def test_the_model_cannot_propose_the_reply_and_its_sends_still_need_a_human(
-    world: tuple[Services, FakeGraph, FakeServer], services: Services
+    world: tuple[Services, FakeGraph, FakeServer], services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built, graph, _ = world
+    offered: list[list[str]] = []
+    plan = ScriptedPlanner.plan
+
+    async def recording(self: ScriptedPlanner, conversation: Conversation, tools: Sequence[ToolSpec]) -> Plan:
+        offered.append(sorted(t.name for t in tools))
+        return await plan(self, conversation, tools)
+
+    monkeypatch.setattr(ScriptedPlanner, "plan", recording)
     stranger = "+4930" + str(1000000 + secrets.randbelow(8999999))
     a = await _business(built, services, graph, "shop-a", "Hello from shop A")
     # The model tries the reply tool on a number of its choosing, from the tenant's own number.
@@ -244,6 +254,7 @@ async def test_the_model_cannot_propose_the_reply_and_its_sends_still_need_a_hum
     decided = await _rows(built, a, "SELECT tool, decision, code FROM tenantgate.audit_events"
                                     " WHERE action = 'gate.decided' ORDER BY seq")  # fmt: skip
     assert decided == [("whatsapp_reply@v1", "deny", "channel_only"), ("whatsapp_reply@v1", "allow", "allowed")]
+    assert offered == [["whatsapp_send@v1"], ["whatsapp_send@v1"]]  # the planner is never offered the reply tool
 
     # A model that writes to anyone proposes whatsapp_send: high-impact, so a human confirms first,
     # and the turn, waiting for that human, sends the customer nothing.
@@ -277,3 +288,23 @@ async def test_the_model_cannot_propose_the_reply_and_its_sends_still_need_a_hum
         "whatsapp_reply@v1": True,
     }
     assert len(graph.sent) == 1
+
+
+async def test_a_reply_never_leaves_from_another_number_than_the_conversations(
+    world: tuple[Services, FakeGraph, FakeServer], services: Services
+) -> None:
+    built, graph, _ = world
+    a = await _business(built, services, graph, "shop-a", "Hello from shop A")
+    b = await _business(built, services, graph, "shop-b", "Hello from shop B")
+    bot = await services.principals.create(
+        a.tenant.system, name="relay", kind=PrincipalKind.SERVICE_ACCOUNT, roles=frozenset({Role.MEMBER})
+    )
+    ctx = TenantContext(tenant_id=a.tenant.id, principal_id=bot.id, kind=PrincipalKind.SERVICE_ACCOUNT,
+                        roles=frozenset({Role.MEMBER}), mode=a.tenant.system.mode, request_id="t")  # fmt: skip
+    # B's number as the conversation's: A's credential (A's number and token) must not answer it.
+    reply = {"to": "+" + b.customer, "reply_to": "wamid.b", "phone_number_id": b.phone_number_id, "message": "hi"}
+    outcome = await built.boundary.call(ctx, ProposedCall(tool="whatsapp_reply@v1", arguments=reply), channel=True)
+    assert outcome.result is not None
+    assert outcome.result.outcome.value == "failed"
+    assert "another phone number" in (outcome.result.error or "")
+    assert graph.sent == []
