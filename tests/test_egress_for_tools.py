@@ -224,7 +224,7 @@ def test_code_nodes_on_the_r8r_allowlist_refuse_start_in_saas() -> None:
 def test_api_tools_and_packages_exist_in_both_modes(mode: DeploymentMode) -> None:
     registry = build_registry(Settings(_env_file=None, mode=mode))  # type: ignore[call-arg]
     assert registry.package_tools("web") == ("web_fetch@v1", "web_search@v1")
-    assert registry.package_tools("whatsapp") == ("whatsapp_send@v1",)
+    assert registry.package_tools("whatsapp") == ("whatsapp_send@v1", "whatsapp_reply@v1")
     assert registry.package_tools("google_sheets") == ("google_sheets@v1",)
     assert registry.package_tools("r8r") == ("r8r@v1",)
     api = [registry.get(name) for package in ("web", "whatsapp", "google_sheets", "r8r")

@@ -299,7 +299,9 @@ class AgentRuntime:
         conversation: Conversation,
         state: _State,
     ) -> str:
-        tools = [t.spec for t in (self._registry.get(n) for n in sorted(view.visible)) if t is not None]
+        # Channel-only tools (the channel's own reply) are never offered: the gate refuses them from a planner.
+        found = (self._registry.get(n) for n in sorted(view.visible))
+        tools = [t.spec for t in found if t is not None and not t.spec.channel_only]
         while True:
             if live.cancel_requested:  # read back with every event write, so another process's cancel counts
                 raise _Ended(RunStatus.CANCELLED, "cancelled", "The run was cancelled.")

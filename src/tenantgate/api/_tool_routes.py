@@ -34,6 +34,7 @@ class ToolInfo(BaseModel):
     high_impact: bool
     required_role: str
     integration: str | None
+    channel_only: bool = False
 
 
 class ToolList(BaseModel):

@@ -2,11 +2,16 @@
 
 The tenant is the one whose endpoint serves the phone number the message came in on (the
 webhook path checked that); each conversation (our number, their number) is one session.
-The turn runs as the principal the tenant named on the endpoint (a service account, say);
-the reply is sent by ``whatsapp_send@v1`` through the boundary, as the run's AI execution
-context acting for it, so the tenant's policy (which numbers may be written to, kill
-switches) decides as for any other call. The reply's
-idempotency key is the inbound message id: a replayed signal sends nothing twice.
+The turn runs as the principal the tenant named on the endpoint (a service account, say).
+
+The turn's final reply is sent by the channel, not the model, like an HTTP session's
+reply: ``whatsapp_reply@v1`` (channel-only) through the boundary, as the run's AI
+execution context, to the inbound message's sender, from the number it came in on. The
+recipient comes from the verified signal, never from the model, so no human confirms it;
+everything else applies as to any call: kill switches, the package, the tenant's grants,
+quotas, audit, and a directive whose idempotency key is the inbound message id, so a
+replayed signal sends nothing twice. A model that wants to write to anyone else proposes
+``whatsapp_send@v1``, which is high-impact: a human confirms it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from tenantgate.agent import AgentRuntime
+from tenantgate.agent import AgentRuntime, RunStatus
 from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.auth import PrincipalService
 from tenantgate.context import TenantContext
@@ -24,11 +29,12 @@ from tenantgate.gate import Boundary, ProposedCall
 from tenantgate.logs import get_logger
 from tenantgate.signals import Signal, SignalBus
 from tenantgate.store import Database
+from tenantgate.tools.builtin import REPLY_TOOL
 from tenantgate.webhooks import WebhookEndpoints
 
-__all__ = ["SEND_TOOL", "WhatsAppChannel"]
+__all__ = ["REPLY_TOOL", "SEND_TOOL", "WhatsAppChannel"]
 
-SEND_TOOL = "whatsapp_send@v1"
+SEND_TOOL = "whatsapp_send@v1"  # what a model proposes to write to anyone: high-impact, a human confirms
 _CONVERSATIONS = uuid.UUID("5f0c7d2e-9a53-4f57-8d0e-6a3a1c2b7e11")  # namespace of conversation session ids
 _log = get_logger("tenantgate.channels")
 
@@ -77,23 +83,28 @@ class WhatsAppChannel:
             return
         session_id = await self._session(ctx, str(payload["phone_number_id"]), str(payload["from"]))
         result = await self._runtime.run_turn(ctx, session_id, str(payload["text"]))
-        if not result.reply:
+        if result.status is not RunStatus.COMPLETED or not result.reply:
+            # A run that failed or waits for a human has nothing to tell the customer (its
+            # reason is for the tenant's people, not for them).
             _log.info("whatsapp.no_reply", run_id=str(result.run_id), status=result.status.value)
             return
-        execution = ctx.for_ai_execution(result.run_id)
+        reply = {
+            "to": "+" + str(payload["from"]).lstrip("+"),
+            "reply_to": str(payload["message_id"]),
+            "phone_number_id": str(payload["phone_number_id"]),
+            "message": result.reply,
+        }
         outcome = await self._boundary.call(
-            execution,
-            ProposedCall(
-                tool=SEND_TOOL, arguments={"to": "+" + str(payload["from"]).lstrip("+"), "message": result.reply}
-            ),
-            run_id=result.run_id,
-            idempotency_key=key,
-        )
+            ctx.for_ai_execution(result.run_id), ProposedCall(tool=REPLY_TOOL, arguments=reply),
+            run_id=result.run_id, idempotency_key=key, channel=True,
+        )  # fmt: skip
         if outcome.confirmation is not None:
-            # whatsapp_send is high-impact: a human approves the reply first (GET /v1/confirmations).
+            # The tenant's grant (or compliance mode) asks a human even for replies.
             _log.info("whatsapp.reply_awaits_confirmation", run_id=str(result.run_id))
         elif outcome.result is None:
             _log.warning("whatsapp.reply_refused", run_id=str(result.run_id), code=outcome.decision.code.value)
+        elif outcome.result.error is not None:
+            _log.warning("whatsapp.reply_failed", run_id=str(result.run_id), outcome=outcome.result.outcome.value)
 
     async def _answered(self, system: TenantContext, signal: Signal) -> bool:
         """Whether a turn already ran for this message (its signal was processed once before)."""

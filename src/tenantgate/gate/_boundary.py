@@ -76,15 +76,20 @@ class Boundary:
         run_id: uuid.UUID | None = None,
         call_id: uuid.UUID | None = None,
         idempotency_key: str | None = None,
+        channel: bool = False,
     ) -> CallOutcome:
         """Decide, audit, and then confirm or execute. ``run_id`` ties the call to an agent run.
+
+        ``channel`` is for platform channel code only (the WhatsApp channel's reply): it lets
+        a ``channel_only`` tool through to the rest of the decision. Edges that carry a
+        planner's or a client's proposal never set it.
 
         A tool with an effect (write, external, destructive) runs as a directive, recorded
         under ``idempotency_key`` (default: the call id) before it happens: the same key never
         produces a second effect.
         """
         call_id = call_id or uuid.uuid4()
-        decision = await self.gate.decide(ctx, call, confirmed=confirmation_id is not None)
+        decision = await self.gate.decide(ctx, call, confirmed=confirmation_id is not None, channel=channel)
         if decision.needed_confirmation:
             # Redeemed only now, after every other check (quotas too) passed: a refused call
             # does not burn the human's approval.

@@ -21,6 +21,7 @@ class Code(StrEnum):
     ALLOWED = "allowed"
     UNKNOWN_TOOL = "unknown_tool"
     CAPABILITY_DENIED = "capability_denied"
+    CHANNEL_ONLY = "channel_only"
     INVALID_ARGUMENTS = "invalid_arguments"
     KILL_SWITCH = "kill_switch"
     NOT_GRANTED = "not_granted"

@@ -82,11 +82,14 @@ def evaluate(
     view: TenantView,
     platform: Switches,
     confirmed: bool = False,
+    channel: bool = False,
 ) -> Decision:
     """The whole decision except quotas, in memory. Pure: same inputs, same decision.
 
     ``confirmed`` says the caller presents a confirmation: a call that needs one is then
     allowed *on condition* (``needed_confirmation``) that the boundary redeems it.
+    ``channel`` says platform channel code proposes the call (not a planner, not an API
+    client): only then may a ``channel_only`` tool be decided on at all.
     """
     tool: Tool | None = registry.get(call.tool)
     if tool is None:
@@ -101,6 +104,10 @@ def evaluate(
         blocked = switches.blocks(ctx, spec)
         if blocked is not None:
             return _deny(call, Code.KILL_SWITCH, f"A {scope} kill switch is on for {blocked}.")
+
+    if spec.channel_only and not channel:
+        reason = f"{spec.name} is sent by the channel itself, to its own conversation; no caller proposes it."
+        return _deny(call, Code.CHANNEL_ONLY, reason)
 
     if spec.name not in view.visible:
         return _deny(call, Code.NOT_GRANTED, f"{spec.name} is not in any package this tenant installed.")
@@ -163,7 +170,9 @@ class Gate:
         self._policies = policies
         self._quota = quota
 
-    async def decide(self, ctx: TenantContext, call: ProposedCall, *, confirmed: bool = False) -> Decision:
+    async def decide(
+        self, ctx: TenantContext, call: ProposedCall, *, confirmed: bool = False, channel: bool = False
+    ) -> Decision:
         """Total: every failure inside becomes a deny, never an exception."""
         try:
             try:
@@ -172,7 +181,9 @@ class Gate:
             except Exception as exc:  # noqa: BLE001 - any fault loading policy must deny, not allow or crash
                 _log.warning("gate.policy_unavailable", tenant_id=str(ctx.tenant_id), error=type(exc).__name__)
                 return _deny(call, Code.POLICY_UNAVAILABLE, "The policy could not be loaded; denied until it can.")
-            decision = evaluate(ctx, call, registry=self.registry, view=view, platform=platform, confirmed=confirmed)
+            decision = evaluate(
+                ctx, call, registry=self.registry, view=view, platform=platform, confirmed=confirmed, channel=channel
+            )
             if decision.verdict is Verdict.ALLOW and self._quota is not None:
                 tool = self.registry.get(call.tool)
                 assert tool is not None

@@ -88,6 +88,9 @@ class ToolSpec:
     # The external system it acts on ("whatsapp", "google_sheets"): kill switches name it.
     integration: str | None = None
     timeout_s: float = 30.0
+    # Proposed only by platform channel code (a reply to the conversation that asked), never by a
+    # planner or an API client: the gate refuses it unless the boundary is told it is the channel.
+    channel_only: bool = False
     # Top-level argument names (and aliases), for the gate's unknown-argument check.
     argument_names: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -129,6 +132,7 @@ def _describe(spec: ToolSpec) -> dict[str, Any]:
         "high_impact": spec.high_impact,
         "required_role": spec.required_role.value,
         "integration": spec.integration,
+        "channel_only": spec.channel_only,
     }
 
 
@@ -156,6 +160,7 @@ def tool(
     required_role: Role = Role.MEMBER,
     integration: str | None = None,
     timeout_s: float = 30.0,
+    channel_only: bool = False,
 ) -> Callable[[ToolHandler], Tool]:
     """Declare a tool from an async handler ``(call: ToolCall, args: SomeModel) -> result``."""
 
@@ -171,6 +176,7 @@ def tool(
             name=name, description=description, arguments=arguments, effect=effect,
             capabilities=frozenset(capabilities), output=output, high_impact=high_impact,
             required_role=required_role, integration=integration, timeout_s=timeout_s,
+            channel_only=channel_only,
         )  # fmt: skip
         return Tool(spec=spec, handler=handler)
 

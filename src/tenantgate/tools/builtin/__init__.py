@@ -19,12 +19,13 @@ from tenantgate.tools.builtin._sheets import sheets_tools
 from tenantgate.tools.builtin._shell import SandboxUnavailable, shell_tools
 from tenantgate.tools.builtin._skills import skill_tools
 from tenantgate.tools.builtin._web import BraveSearch, SearchHit, SearchProvider, web_tools
-from tenantgate.tools.builtin._whatsapp import whatsapp_tools
+from tenantgate.tools.builtin._whatsapp import REPLY_TOOL, whatsapp_tools
 from tenantgate.tools.builtin._workspace import Entry, Listing, Workspace, Workspaces
 
 __all__ = [
     "INSTALL_HINT",
     "MESSAGE_PACKAGE",
+    "REPLY_TOOL",
     "BraveSearch",
     "Entry",
     "Limits",

@@ -1,8 +1,15 @@
-"""The ``whatsapp`` package: ``whatsapp_send`` through the WhatsApp Cloud API (Graph API).
+"""The ``whatsapp`` package: ``whatsapp_send`` and ``whatsapp_reply`` through the WhatsApp Cloud API.
 
-A free-form text, or an approved template with body parameters. The tenant's credential
-(``whatsapp`` by default) holds ``access_token``; its metadata holds ``phone_number_id``,
-the sending number. High impact: a message cannot be unsent.
+``whatsapp_send@v1``: a free-form text, or an approved template with body parameters, to
+any number. High impact: a message cannot be unsent, so a human confirms each one.
+
+``whatsapp_reply@v1``: the WhatsApp channel's answer to an inbound message, sent as a
+reply to it (Graph API ``context.message_id``) from the number it came in on. Channel-only:
+the platform's channel proposes it with the recipient taken from the verified inbound
+message; no planner and no API client can, so it is not high-impact.
+
+The tenant's credential (``whatsapp``) holds ``access_token``; its metadata holds
+``phone_number_id``, the sending number.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tenantgate.tools._registry import ToolPackage
 from tenantgate.tools._resources import ToolCall
@@ -25,7 +32,9 @@ from tenantgate.tools.builtin._provider import (
     secret_field,
 )
 
-__all__ = ["whatsapp_tools"]
+__all__ = ["REPLY_TOOL", "whatsapp_tools"]
+
+REPLY_TOOL = "whatsapp_reply@v1"
 
 _PROVIDER = "WhatsApp"
 CREDENTIAL = "whatsapp"
@@ -47,6 +56,15 @@ class SendArgs(BaseModel):
         if self.template_params and self.template is None:
             raise ValueError("template_params need a template")
         return self
+
+
+class ReplyArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(pattern=r"^\+?[1-9][0-9]{6,14}$", description="The sender of the inbound message, E.164.")
+    reply_to: str = Field(min_length=1, max_length=200, description="The inbound message's id (wamid...).")
+    phone_number_id: str = Field(pattern=r"^[0-9]{1,64}$", description="Our number the message came in on.")
+    message: str = Field(min_length=1, max_length=4096, description="The reply text.")
 
 
 class SendOut(BaseModel):
@@ -98,8 +116,13 @@ def _sent(body: Any, to: str) -> SendOut:
     return SendOut(message_id=message_id, to=to, wa_id=wa_id if isinstance(wa_id, str) else None)
 
 
+def _reply_body(args: ReplyArgs) -> dict[str, Any]:
+    return {"messaging_product": "whatsapp", "recipient_type": "individual", "to": args.to,
+            "context": {"message_id": args.reply_to}, "type": "text", "text": {"body": args.message}}  # fmt: skip
+
+
 def whatsapp_tools(urls: ProviderUrls) -> list[Tool | ToolPackage]:
-    """``whatsapp_send@v1`` and the ``whatsapp`` package."""
+    """``whatsapp_send@v1``, ``whatsapp_reply@v1`` and the ``whatsapp`` package."""
     base = f"{urls.whatsapp_graph.rstrip('/')}/{urls.whatsapp_version}"
 
     @tool(
@@ -124,5 +147,30 @@ def whatsapp_tools(urls: ProviderUrls) -> list[Tool | ToolPackage]:
             )  # fmt: skip
             return _sent(parse_json(response, _PROVIDER), args.to)
 
-    package = ToolPackage("whatsapp", "Send WhatsApp messages through the WhatsApp Cloud API.", (whatsapp_send.name,))
-    return [whatsapp_send, package]
+    @tool(
+        REPLY_TOOL,
+        description="Answer an inbound WhatsApp message, from the number it came in on, to its sender.",
+        effect=ToolEffect.EXTERNAL,
+        capabilities={Capability.NET_EGRESS, Capability.CREDENTIALS, Capability.MESSAGING_OUTBOUND},
+        output=SendOut,
+        integration="whatsapp",
+        channel_only=True,
+    )
+    async def whatsapp_reply(call: ToolCall, args: ReplyArgs) -> SendOut:
+        credential = await call.credential(CREDENTIAL)
+        token = secret_field(credential, "access_token", _PROVIDER)
+        # The reply leaves from the number the customer wrote to, or not at all: another number's
+        # token must not answer this conversation.
+        if meta_field(credential, "phone_number_id", _PROVIDER) != args.phone_number_id:
+            raise ToolFailed(f"The {_PROVIDER} credential is for another phone number than this conversation's.")
+        async with call.http() as client:
+            response = await call_provider(
+                client, "POST", f"{base}/{args.phone_number_id}/messages", provider=_PROVIDER, explain=_graph_error,
+                json=_reply_body(args), headers={"Authorization": f"Bearer {token}"},
+            )  # fmt: skip
+            return _sent(parse_json(response, _PROVIDER), args.to)
+
+    package = ToolPackage(
+        "whatsapp", "Send WhatsApp messages through the WhatsApp Cloud API.", (whatsapp_send.name, whatsapp_reply.name)
+    )
+    return [whatsapp_send, whatsapp_reply, package]
