@@ -191,12 +191,14 @@ async def run_all(db: BenchDatabase, plan: QuotaPlan, console: Console) -> bool:
         results = await compare(budget_cases, plan.rounds)
         report(console, f"3. budgets on PostgreSQL, {WORKERS} concurrent workers, one tenant's counters", results,
                baseline="tenant transaction (SELECT 1)")  # fmt: skip
-        used = next(u for u in await quotas.budgets.usage(ctx, (await quotas.plans.limits(ctx)).limits)
-                    if u.budget is Budget.LLM_OUTPUT_TOKENS).used  # fmt: skip
+        spent = {u.budget: u.used for u in await quotas.budgets.usage(ctx, (await quotas.plans.limits(ctx)).limits)}
+        used = spent[Budget.LLM_OUTPUT_TOKENS]
         calls = pairs[0]  # warm-up included
-        exact = used == 120 * calls
+        # Cost units settle with the tokens: 700 in, 120 out at the default price (15, 75 a 1k) is 20 a pair.
+        exact = used == 120 * calls and spent[Budget.COST_UNITS] == 20 * calls
         ok &= exact
-        verdict(console, f"after {calls:,} concurrent reserve+settle pairs the counter holds exactly 120 x {calls:,}",
+        verdict(console, f"after {calls:,} concurrent reserve+settle pairs the counters hold exactly 120 x {calls:,} "
+                         f"output tokens and 20 x {calls:,} cost units",
                 exact)  # fmt: skip
         await services.audit.drain()
     return ok

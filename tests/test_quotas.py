@@ -129,7 +129,7 @@ async def test_token_budget_reserves_the_maximum_and_settles_the_real_usage(
     assert await used(services, tenant_a, Budget.LLM_INPUT_TOKENS) == 120
     assert await used(services, tenant_a, Budget.LLM_OUTPUT_TOKENS) == 200
     second = await quotas.reserve_tokens(tenant_a.system, input_tokens=10, output_tokens=300)
-    await quotas.budgets.settle(second)  # never used: released entirely
+    await quotas.budgets.settle(second.reservation)  # never used: released entirely
     assert await used(services, tenant_a, Budget.LLM_OUTPUT_TOKENS) == 200
 
 

@@ -11,6 +11,7 @@ import binascii
 import json
 import re
 import uuid
+from decimal import Decimal
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -205,6 +206,23 @@ class Settings(BaseSettings):
     quota_backend_timeout_s: float = Field(default=0.5, gt=0, le=10)
     auth_failures_per_minute_per_address: int = Field(default=120, ge=1, le=100_000)
     auth_failures_per_minute_per_prefix: int = Field(default=10, ge=1, le=100_000)
+    # LLM prices in cost units per 1000 tokens, as JSON: {"<provider>:<model>" or "<provider>:*":
+    # {"input_per_1k": n, "output_per_1k": n}}. A model not named pays model_default_price,
+    # which defaults high (15 and 75: like the dearest models), never zero (quotas/_prices.py).
+    model_prices: Annotated[dict[str, Any], NoDecode] = Field(default_factory=dict)
+    model_default_price: Annotated[dict[str, Any] | None, NoDecode] = None
+
+    @field_validator("model_prices", "model_default_price", mode="before")
+    @classmethod
+    def _parse_prices(cls, value: Any) -> Any:
+        # From the environment this is JSON; decimals stay exact (0.15 is not 0.1499999...).
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return json.loads(text, parse_float=Decimal) if text else None
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON: {exc.msg} (at {exc.pos})") from None
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -30,7 +30,7 @@ from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, DirectiveRunner, Gate, PolicyCache, PolicyStore, quota_hook
 from tenantgate.memory import MemoryStore
-from tenantgate.quotas import Budgets, Limits, PlanStore, Quotas, RateLimiter
+from tenantgate.quotas import Budgets, Limits, PlanStore, PriceTable, Quotas, RateLimiter
 from tenantgate.redact import Redactor
 from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
 from tenantgate.signals import SignalBus, SignalStore
@@ -251,12 +251,17 @@ class Services:
             {"cron_jobs": limits.max_cron_jobs, "heartbeat_tasks": limits.max_heartbeat_tasks}
         )
         redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        try:
+            prices = PriceTable.parse(settings.model_prices, settings.model_default_price)
+        except ValueError as exc:
+            raise ConfigurationError(f"TENANTGATE_MODEL_PRICES / TENANTGATE_MODEL_DEFAULT_PRICE: {exc}") from exc
         quotas = Quotas(
             plans=PlanStore(db=db, audit=audit, mode=settings.mode, defaults=plan_defaults),
             budgets=Budgets(db=db),
             rates=RateLimiter(redis_url, timeout_s=settings.quota_backend_timeout_s),
             auth_failures_per_address=settings.auth_failures_per_minute_per_address,
             auth_failures_per_prefix=settings.auth_failures_per_minute_per_prefix,
+            prices=prices,
         )
         memory = MemoryStore(db=db, audit=audit)
         cron = CronStore(db=db, audit=audit, limits=limits, tenant_cap=quotas.cap("cron_jobs"))

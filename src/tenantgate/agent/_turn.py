@@ -40,7 +40,7 @@ from tenantgate.context import PrincipalKind, TenantContext
 from tenantgate.errors import InvalidInput, PermissionDenied, QuotaExceeded, TenantgateError
 from tenantgate.gate import Boundary, PolicySource, ProposedCall, TenantView, Verdict, args_digest
 from tenantgate.logs import get_logger
-from tenantgate.quotas import Quotas, Reservation
+from tenantgate.quotas import Quotas, TokenReservation
 from tenantgate.redact import Redactor
 from tenantgate.store import Database
 from tenantgate.tools import Outcome, ToolRegistry, ToolSpec
@@ -344,8 +344,12 @@ class AgentRuntime:
             return await planner.plan(conversation, tools)
         most_out = self._planners.choice(view).max_tokens
         try:
-            reservation: Reservation = await self._quotas.reserve_tokens(
-                ctx, input_tokens=_input_estimate(conversation), output_tokens=most_out
+            reservation: TokenReservation = await self._quotas.reserve_tokens(
+                ctx,
+                input_tokens=_input_estimate(conversation),
+                output_tokens=most_out,
+                provider=planner.vendor,
+                model=planner.model,
             )
         except QuotaExceeded as exc:
             raise _Ended(RunStatus.FAILED, exc.code, f"Token budget: {exc.message}") from exc

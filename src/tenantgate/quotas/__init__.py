@@ -3,20 +3,25 @@ budgets as durable counters in PostgreSQL; plans as data. Control-plane faults f
 
 from tenantgate.quotas._budgets import Budget, Budgets, BudgetUsage, Reservation, period_bounds
 from tenantgate.quotas._plans import Limits, PlanStore, TenantLimits
+from tenantgate.quotas._prices import DEFAULT_PRICE, ModelPrice, PriceTable
 from tenantgate.quotas._rates import Rate, RateLimiter, RateState
-from tenantgate.quotas._service import Quotas
+from tenantgate.quotas._service import Quotas, TokenReservation
 
 __all__ = [
+    "DEFAULT_PRICE",
     "Budget",
     "BudgetUsage",
     "Budgets",
     "Limits",
+    "ModelPrice",
     "PlanStore",
+    "PriceTable",
     "Quotas",
     "Rate",
     "RateLimiter",
     "RateState",
     "Reservation",
     "TenantLimits",
+    "TokenReservation",
     "period_bounds",
 ]

@@ -5,15 +5,25 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from tenantgate.context import TenantContext
 from tenantgate.errors import DatabaseUnavailable, QuotaBackendUnavailable, QuotaExceeded
 from tenantgate.quotas._budgets import Budget, Budgets, Reservation
 from tenantgate.quotas._plans import Limits, PlanStore
+from tenantgate.quotas._prices import ModelPrice, PriceTable
 from tenantgate.quotas._rates import Rate, RateLimiter
 
-__all__ = ["Quotas"]
+__all__ = ["Quotas", "TokenReservation"]
+
+
+@dataclass(slots=True)
+class TokenReservation:
+    """An LLM call's reservation (input and output tokens, and their cost) and the price it settles at."""
+
+    reservation: Reservation
+    price: ModelPrice
 
 
 class Quotas:
@@ -27,8 +37,10 @@ class Quotas:
         rates: RateLimiter,
         auth_failures_per_address: int = 120,
         auth_failures_per_prefix: int = 10,
+        prices: PriceTable | None = None,
     ) -> None:
         self.plans = plans
+        self.prices = prices or PriceTable({})
         self.budgets = budgets
         self.rates = rates
         self._auth_per_address = auth_failures_per_address
@@ -91,15 +103,38 @@ class Quotas:
                 "The tenant's limits could not be read; refused.", backend="postgresql", error=type(exc).__name__
             ) from exc
 
-    async def reserve_tokens(self, ctx: TenantContext, *, input_tokens: int, output_tokens: int) -> Reservation:
-        """Reserve an LLM call's maximum tokens before it is sent (settle with the real usage after)."""
-        limits = await self._limits(ctx)
-        amounts = {Budget.LLM_INPUT_TOKENS: input_tokens, Budget.LLM_OUTPUT_TOKENS: output_tokens}
-        return await self.budgets.reserve(ctx, limits, amounts)
+    async def reserve_tokens(
+        self,
+        ctx: TenantContext,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> TokenReservation:
+        """Reserve an LLM call's maximum tokens and their cost before it is sent, all or nothing.
 
-    async def settle_tokens(self, reservation: Reservation, *, input_tokens: int, output_tokens: int) -> None:
+        The cost is the price table's for ``provider:model`` (an unpriced model pays the default,
+        high, price). Settle with the real usage after (``settle_tokens``), also when the call failed.
+        """
+        limits = await self._limits(ctx)
+        price = self.prices.price(provider, model)
+        amounts = {
+            Budget.LLM_INPUT_TOKENS: input_tokens,
+            Budget.LLM_OUTPUT_TOKENS: output_tokens,
+            Budget.COST_UNITS: price.cost(input_tokens, output_tokens),
+        }
+        return TokenReservation(await self.budgets.reserve(ctx, limits, amounts), price)
+
+    async def settle_tokens(self, held: TokenReservation, *, input_tokens: int, output_tokens: int) -> None:
+        """Replace the reservation with the real usage, charged at the price it was reserved at."""
         await self.budgets.settle(
-            reservation, {Budget.LLM_INPUT_TOKENS: input_tokens, Budget.LLM_OUTPUT_TOKENS: output_tokens}
+            held.reservation,
+            {
+                Budget.LLM_INPUT_TOKENS: input_tokens,
+                Budget.LLM_OUTPUT_TOKENS: output_tokens,
+                Budget.COST_UNITS: held.price.cost(input_tokens, output_tokens),
+            },
         )
 
     async def check_request(self, ctx: TenantContext, key_id: str | None) -> None:

@@ -1,0 +1,158 @@
+"""Two real API server processes sharing Redis hold one tenant's rate limit exactly (issue 7).
+
+Each server is ``tenantgate serve`` (uvicorn) in its own process, on a free loopback port,
+against the suite's PostgreSQL and the same Redis. With memory storage each process would
+admit its own 10; sharing Redis, the two together admit exactly 10.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tenantgate.gate import PolicyStore
+from tenantgate.installation import Services
+from tenantgate.quotas import Budget
+from tenantgate.tools import ToolRegistry
+from tests import fixture_tools
+from tests.conftest import MASTER_KEY, PEPPER, DatabaseFixture, new_tenant
+
+REDIS_URL = os.environ.get("TENANTGATE_TEST_REDIS_URL")
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(
+        not REDIS_URL, reason="no Redis here: set TENANTGATE_TEST_REDIS_URL (.ci/run does when redis-cli ping answers)"
+    ),
+]
+
+POLICY: dict[str, Any] = {"packages": [{"package": "plugin-basics"}], "grants": [{"id": "b", "tools": ["echo@v1"]}]}
+START_TIMEOUT_S = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def servers(test_db: DatabaseFixture, services: Services) -> Iterator[list[str]]:
+    """Two ``tenantgate serve`` processes on the suite's database, sharing ``TENANTGATE_TEST_REDIS_URL``."""
+    assert REDIS_URL is not None
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
+    env = {
+        **clean,
+        "TENANTGATE_MODE": "saas",
+        "TENANTGATE_DATABASE_URL": test_db.urls.app,
+        "TENANTGATE_ADMIN_DATABASE_URL": test_db.urls.admin,
+        "TENANTGATE_OWNER_DATABASE_URL": test_db.urls.owner,
+        "TENANTGATE_DB_ROLE_PREFIX": test_db.roles.owner.removesuffix("_owner"),
+        "TENANTGATE_PEPPER": PEPPER,
+        "TENANTGATE_MASTER_KEY": MASTER_KEY,
+        "TENANTGATE_PLUGINS": "tests.fixture_tools:PLUGIN",
+        "TENANTGATE_REDIS_URL": REDIS_URL,
+        "TENANTGATE_LOG_LEVEL": "warning",
+    }
+    ports = [_free_port(), _free_port()]
+    # Their output goes to files, not pipes nobody reads while they serve (a full pipe would stall them).
+    logs = [tempfile.TemporaryFile(mode="w+") for _ in ports]  # noqa: SIM115 - closed in finally
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tenantgate", "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+        )
+        for port, log in zip(ports, logs, strict=True)
+    ]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for proc, base, log in zip(procs, bases, logs, strict=True):
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    proc.wait()
+                    log.seek(0)
+                    pytest.fail(f"tenantgate serve did not come up:\n{log.read()}")
+                time.sleep(0.2)
+        yield bases
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in logs:
+            log.close()
+
+
+async def test_two_servers_sharing_redis_admit_exactly_the_tenants_limit(
+    servers: list[str], services: Services
+) -> None:
+    tenant = await new_tenant(services, "redis2")
+    other = await new_tenant(services, "redis2b")
+    # The servers load the tools as a plugin (package "plugin-basics"): the policy is checked against that.
+    served = ToolRegistry(services.registry.mode)
+    served.register_available([fixture_tools.echo])
+    served.add_package(fixture_tools.PLUGIN[1])
+    policies = PolicyStore(db=services.db, registry=served, audit=services.audit)
+    for t in (tenant, other):
+        await policies.set_policy(t.system, POLICY)
+    _, platform_key = await services.platform_keys.create(f"redis2-{uuid.uuid4().hex[:6]}")
+    first, second = servers
+    async with httpx.AsyncClient(timeout=30) as http:
+        # The limit is set through the platform API of one server; the other reads it from PostgreSQL.
+        put = await http.put(
+            f"{first}/v1/platform/tenants/{tenant.id}/limits",
+            json={"overrides": {"tool_calls_per_minute": 10}},
+            headers={"Authorization": f"Bearer {platform_key}"},
+        )
+        assert put.status_code == 200, put.text
+        assert put.json()["limits"]["tool_calls_per_minute"] == 10
+
+        async def call(base: str, i: int) -> httpx.Response:
+            return await http.post(
+                f"{base}/v1/tools/echo@v1/call", json={"arguments": {"text": f"#{i}"}}, headers=tenant.headers()
+            )
+
+        # 50 concurrent tool calls, alternating between the two processes.
+        answers = await asyncio.gather(*(call(servers[i % 2], i) for i in range(50)))
+        statuses = [a.status_code for a in answers]
+        assert statuses.count(200) == 10, statuses
+        assert statuses.count(429) == 40, statuses
+        for refused in (a for a in answers if a.status_code == 429):
+            body = refused.json()
+            assert (body["code"], body["details"][0]["limit"]) == ("quota_exceeded", "tool_calls_per_minute")
+            assert 1 <= int(refused.headers["Retry-After"]) <= 61
+        # Exactly 10 executed: the durable tool-call counter (reserved only past the rate limit) says so.
+        limits = (await services.quotas.plans.limits(tenant.system)).limits
+        usage = {u.budget: u.used for u in await services.quotas.budgets.usage(tenant.system, limits)}
+        assert usage[Budget.TOOL_CALLS] == 10
+        # The other server sees the same window: the rate is spent there too.
+        seen = (await http.get(f"{second}/v1/usage", headers=tenant.headers())).json()
+        rate = next(r for r in seen["rates"] if r["limit"] == "tool_calls_per_minute")
+        assert (rate["used"], rate["max"]) == (10, 10)
+        # Another tenant on the same servers and the same Redis is untouched.
+        assert (await call_as(http, first, other.headers())).status_code == 200
+
+
+async def call_as(http: httpx.AsyncClient, base: str, headers: dict[str, str]) -> httpx.Response:
+    return await http.post(f"{base}/v1/tools/echo@v1/call", json={"arguments": {"text": "hi"}}, headers=headers)
