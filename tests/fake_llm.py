@@ -5,7 +5,8 @@ path, headers, JSON body) and answers from a queue of canned responses built by 
 below, which follow the providers' documented shapes: OpenAI Chat Completions
 (``choices[0].message.tool_calls``, ``finish_reason``, ``usage``) and Anthropic Messages
 (``content`` blocks, ``stop_reason``, ``usage``, ``{"type": "error", ...}``).
-``LoopbackOnly`` is the dialer: it fails the test if anything but 127.0.0.1 is dialled.
+The resolver table and the loopback-only dialer are ``tenantgate.demo``'s ``HostTable`` and
+``LoopbackOnly``, which fail the test if anything but 127.0.0.1 is dialled.
 """
 
 from __future__ import annotations
@@ -14,15 +15,9 @@ import asyncio
 import json
 import uuid
 from collections import deque
-from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from typing import Any
-
-import httpx
-
-from tenantgate.egress import IPAddress
 
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 429: "Too Many Requests", 500: "Internal Server Error",
             529: "Overloaded"}  # fmt: skip
@@ -103,37 +98,6 @@ class FakeProvider:
         finally:
             writer.close()
             self._tasks.discard(task)
-
-
-class FakeResolver:
-    """Maps the fake providers' names to loopback; any other name fails like a real lookup."""
-
-    def __init__(self, table: Mapping[str, str]) -> None:
-        self.table = dict(table)
-        self.calls: list[str] = []
-
-    async def resolve(self, host: str, port: int) -> list[IPAddress]:
-        self.calls.append(host)
-        if host not in self.table:
-            raise OSError(f"no such host {host}")
-        return [ip_address(self.table[host])]
-
-
-class LoopbackOnly(httpx.AsyncBaseTransport):
-    """Records every dial and refuses, loudly, anything but 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport(trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
-        self.dialled: list[str] = []
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.dialled.append(str(request.url))
-        if request.url.host != "127.0.0.1":
-            raise AssertionError(f"the transport tried to dial {request.url.host}")
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 # --- response bodies as the providers document them --------------------------------------

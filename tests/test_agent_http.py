@@ -24,14 +24,13 @@ from fastapi import FastAPI
 from tenantgate.agent import PlannerHttp
 from tenantgate.api import create_app
 from tenantgate.context import PrincipalKind, Role
+from tenantgate.demo import HostTable, LoopbackOnly
 from tenantgate.egress import EgressPolicy
 from tenantgate.installation import Installation, Services
 from tests import fixture_tools
 from tests.conftest import TenantFixture, new_tenant
 from tests.fake_llm import (
     FakeProvider,
-    FakeResolver,
-    LoopbackOnly,
     anthropic_error,
     anthropic_message,
     openai_calls,
@@ -55,7 +54,7 @@ class Rig:
     app: FastAPI
     openai: FakeProvider
     anthropic: FakeProvider
-    resolver: FakeResolver
+    resolver: HostTable
     dialer: LoopbackOnly
 
 
@@ -64,8 +63,8 @@ async def rig(installation: Installation) -> AsyncIterator[Rig]:
     openai, anthropic = FakeProvider(), FakeProvider()
     await openai.start()
     await anthropic.start()
-    resolver = FakeResolver({"api.openai.test": "127.0.0.1", "api.anthropic.test": "127.0.0.1"})
-    dialer = LoopbackOnly()
+    resolver = HostTable({"api.openai.test": "127.0.0.1", "api.anthropic.test": "127.0.0.1"})
+    dialer = LoopbackOnly([])
     policy = EgressPolicy(
         allowed_ports=frozenset({openai.port, anthropic.port}),
         allowed_private=frozenset({ip_network("127.0.0.1/32")}),
