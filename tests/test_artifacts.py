@@ -30,6 +30,7 @@ from tenantgate.errors import InvalidInput, QuotaExceeded
 from tenantgate.gate import ComplianceMode
 from tenantgate.installation import Services
 from tenantgate.store import tables
+from tenantgate.tenants import TenantStatus
 from tenantgate.tools import Outcome
 from tests.api_tools_world import World, api_world
 from tests.conftest import PEPPER, TenantFixture
@@ -242,6 +243,18 @@ async def test_expired_altered_and_cross_tenant_urls_are_refused_alike(
     assert (await client.get(foreign)).status_code == 403
     # The genuine URL still works.
     assert (await client.get(str(url))).content == b"a's content"
+
+
+async def test_signed_urls_stop_when_the_tenant_is_suspended(
+    client: httpx.AsyncClient, services: Services, tenant_a: TenantFixture
+) -> None:
+    meta = await upload(client, tenant_a, b"kept")
+    url = (await client.post(f"/v1/artifacts/{meta['id']}/url", headers=tenant_a.headers())).json()["url"]
+    assert (await client.get(url)).status_code == 200
+    await services.tenants.set_status(tenant_a.id, TenantStatus.SUSPENDED)
+    refused = await client.get(url)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "artifact_url_invalid"
 
 
 # --- size cap and quota ----------------------------------------------------------------------------

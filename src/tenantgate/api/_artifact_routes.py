@@ -20,8 +20,9 @@ from pydantic import BaseModel
 
 from tenantgate.api._deps import Caller, ServicesDep
 from tenantgate.api._errors import ERROR_RESPONSES
-from tenantgate.artifacts import Artifact, ArtifactTooLarge
+from tenantgate.artifacts import Artifact, ArtifactTooLarge, ArtifactUrlInvalid
 from tenantgate.auth import system_context
+from tenantgate.tenants import TenantStatus
 
 router = APIRouter(tags=["artifacts"], responses=ERROR_RESPONSES)
 
@@ -111,6 +112,8 @@ async def read_signed_artifact(
 ) -> StreamingResponse:
     """Serve an artifact to the holder of a live signed URL; the signature is checked before any lookup."""
     services.artifacts.verify_url(tenant_id, artifact_id, expires, sig)
+    if (await services.tenants.get(tenant_id)).status is not TenantStatus.ACTIVE:
+        raise ArtifactUrlInvalid("This artifact link is not valid.")  # a suspended tenant's links stop with its keys
     ctx = system_context(tenant_id, mode=services.settings.mode, request_id=request.state.request_id)
     artifact, chunks = await services.artifacts.open(ctx, artifact_id, via="url")
     return _stream(artifact, chunks)
