@@ -21,7 +21,7 @@ from tenantgate.audit import AuditLog, AuditRecord
 from tenantgate.config import Settings
 from tenantgate.context import DeploymentMode, TenantContext
 from tenantgate.egress import EgressHttp, EgressPolicy
-from tenantgate.installation import Services, build_registry, tenant_domain_lists
+from tenantgate.installation import Services, build_registry, tenant_domain_lists, tool_artifacts
 from tenantgate.tools import Executor, ToolRegistry, ToolResources, ToolResult
 from tenantgate.vault import CredentialStore
 from tests.fakes import brave, google_sheets, r8r, web, whatsapp
@@ -99,7 +99,9 @@ async def api_world(
         )
         credentials = services.credentials
         registry = build_registry(settings)
-        executor = Executor(registry=registry, resources=ToolResources(http=http, credentials=credentials))
+        artifacts = tool_artifacts(services.artifacts, services.policy_cache)
+        resources = ToolResources(http=http, credentials=credentials, artifacts=artifacts)
+        executor = Executor(registry=registry, resources=resources)
         yield World(
             fb, fw, fs, fr, fweb, credentials, services.audit, resolver, dialled, settings, registry, executor, http
         )

@@ -74,7 +74,14 @@ def test_db() -> Iterator[DatabaseFixture]:
 
 
 @pytest.fixture(scope="session")
-def settings(test_db: DatabaseFixture) -> Settings:
+def artifacts_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="tenantgate-artifacts-"))
+    yield root / "artifacts"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(test_db: DatabaseFixture, artifacts_root: Path) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         mode=DeploymentMode.SAAS,
@@ -85,6 +92,7 @@ def settings(test_db: DatabaseFixture) -> Settings:
         pepper=PEPPER,
         master_key=MASTER_KEY,
         jwt_issuers=(),
+        artifacts_root=artifacts_root,
     )
 
 

@@ -240,6 +240,15 @@ class Settings(BaseSettings):
     worker_heartbeat_s: float = Field(default=5.0, gt=0, le=600)
     worker_stalled_after_s: float = Field(default=20.0, gt=0, le=3600)
     worker_schedule_poll_s: float = Field(default=15.0, gt=0, le=3600)  # how often due cron/heartbeat jobs are run
+    # Artifacts: stored tenant content (raw web pages, uploads) in <data_dir>/artifacts unless
+    # artifacts_root is set. Signed URLs are HMAC'd with a key derived from the pepper unless
+    # artifact_url_key is given (every API process must then share it).
+    artifacts_root: Path | None = None
+    artifact_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1, le=5 * 1024 * 1024 * 1024)
+    artifact_tenant_quota_bytes: int = Field(default=1024 * 1024 * 1024, ge=0, le=10 * 1024**4)
+    artifact_url_ttl_s: int = Field(default=300, ge=1, le=7 * 86_400)
+    artifact_url_max_ttl_s: int = Field(default=3600, ge=1, le=7 * 86_400)
+    artifact_url_key: SecretStr | None = None
 
     @field_validator("jwt_issuers", mode="before")
     @classmethod
@@ -295,6 +304,11 @@ class Settings(BaseSettings):
         return self.database_url is None
 
     @property
+    def artifacts_dir(self) -> Path:
+        """Where the local artifact backend keeps tenant content."""
+        return self.artifacts_root if self.artifacts_root is not None else self.data_dir / "artifacts"
+
+    @property
     def workspace_dir(self) -> Path:
         """Where the tenants' workspaces live."""
         return self.workspace_root if self.workspace_root is not None else self.data_dir / "workspaces"
@@ -319,6 +333,10 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "TENANTGATE_SHELL_SANDBOX=none is a self_hosted opt-out; saas has no shell tool. Remove it."
             )
+        if self.artifact_url_ttl_s > self.artifact_url_max_ttl_s:
+            raise ConfigurationError("TENANTGATE_ARTIFACT_URL_TTL_S must not exceed TENANTGATE_ARTIFACT_URL_MAX_TTL_S.")
+        if self.artifact_url_key is not None and len(self.artifact_url_key.get_secret_value()) < 32:
+            raise ConfigurationError("TENANTGATE_ARTIFACT_URL_KEY must be at least 32 characters of random data.")
         if self.shell_timeout_s > self.shell_max_timeout_s:
             raise ConfigurationError("TENANTGATE_SHELL_TIMEOUT_S must not exceed TENANTGATE_SHELL_MAX_TIMEOUT_S.")
         if self.egress_allow_private and self.mode is DeploymentMode.SAAS:

@@ -13,6 +13,7 @@ from ipaddress import ip_network
 import httpx
 
 from tenantgate.agent import AgentRuntime, PlannerFactory, PlannerHttp, ProviderDefaults, RuntimeLimits
+from tenantgate.artifacts import ArtifactLimits, ArtifactStore, LocalStorage, ToolArtifacts, UrlSigner
 from tenantgate.audit import AuditLog
 from tenantgate.auth import (
     Authenticator,
@@ -59,7 +60,16 @@ from tenantgate.tools.builtin import (
 from tenantgate.vault import CredentialStore, KeyProvider, Vault, key_provider_from_settings
 from tenantgate.webhooks import WebhookEndpoints, WebhookIngest
 
-__all__ = ["Installation", "Outside", "Services", "build_registry", "egress_policy", "tenant_domain_lists"]
+__all__ = [
+    "Installation",
+    "Outside",
+    "Services",
+    "artifact_store",
+    "build_registry",
+    "egress_policy",
+    "tenant_domain_lists",
+    "tool_artifacts",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +182,29 @@ def egress_policy(settings: Settings) -> EgressPolicy:
     )
 
 
+def artifact_store(settings: Settings, *, db: Database, audit: AuditLog, pepper: bytes) -> ArtifactStore:
+    """The artifact service on the local directory backend, signing URLs with the settings' key or the pepper."""
+    key = settings.artifact_url_key.get_secret_value().encode("utf-8") if settings.artifact_url_key else pepper
+    limits = ArtifactLimits(
+        max_bytes=settings.artifact_max_bytes,
+        tenant_quota_bytes=settings.artifact_tenant_quota_bytes,
+        url_ttl_s=settings.artifact_url_ttl_s,
+        url_max_ttl_s=settings.artifact_url_max_ttl_s,
+    )
+    return ArtifactStore(
+        db=db, audit=audit, storage=LocalStorage(settings.artifacts_dir), signer=UrlSigner(key), limits=limits
+    )
+
+
+def tool_artifacts(store: ArtifactStore, cache: PolicyCache) -> ToolArtifacts:
+    """Tools' artifact source: stores only for tenants whose compliance mode keeps raw content."""
+
+    async def keeps_raw(ctx: TenantContext) -> bool:
+        return (await cache.view(ctx)).compliance.keep_raw_content  # a stale policy raises: nothing kept
+
+    return ToolArtifacts(store, keeps_raw=keeps_raw)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outside:
     """How tools and planners reach the outside world: one egress policy, and the resolver and dialer.
@@ -218,6 +251,7 @@ class Services:
     webhooks: WebhookIngest
     schedules: ScheduleRunner  # runs due cron jobs and heartbeat tasks (the worker calls it)
     quotas: Quotas
+    artifacts: ArtifactStore
 
     @classmethod
     def build(
@@ -287,8 +321,11 @@ class Services:
         vault = Vault(db=db, provider=key_provider or key_provider_from_settings(settings), audit=audit)
         # Every secret the vault opens is redacted wherever it shows up again in this process.
         credentials = CredentialStore(db=db, vault=vault, audit=audit, known=redactor.known)
+        artifacts = artifact_store(settings, db=db, audit=audit, pepper=installation.pepper)
         executor = Executor(
-            registry=registry, resources=ToolResources(http=http, credentials=credentials), redactor=redactor
+            registry=registry,
+            resources=ToolResources(http=http, credentials=credentials, artifacts=tool_artifacts(artifacts, cache)),
+            redactor=redactor,
         )
         # Directives: side effects recorded before they happen (see tenantgate.gate._directives).
         queue = (
@@ -368,6 +405,7 @@ class Services:
             webhooks=webhooks,
             schedules=ScheduleRunner(db=db, runtime=runtime, principals=principals, audit=audit, mode=settings.mode),
             quotas=quotas,
+            artifacts=artifacts,
         )
 
     async def start(self) -> None:

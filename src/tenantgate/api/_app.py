@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from tenantgate import __version__
 from tenantgate.api._agent_routes import router as agent_router
+from tenantgate.api._artifact_routes import router as artifact_router
 from tenantgate.api._audit_routes import router as audit_router
 from tenantgate.api._confirmation_routes import router as confirmation_router
 from tenantgate.api._credential_routes import router as credential_router
@@ -72,6 +73,7 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(skill_router)
     app.include_router(webhook_router)
     app.include_router(quota_router)
+    app.include_router(artifact_router)
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(RequestContextMiddleware)

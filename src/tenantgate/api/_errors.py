@@ -44,6 +44,9 @@ _STATUS = {
     "signal_not_found": 404,
     "signal_type_unknown": 422,
     "webhook_rejected": 401,
+    "artifact_not_found": 404,
+    "artifact_too_large": 413,
+    "artifact_url_invalid": 403,
 }
 _HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
 

@@ -399,3 +399,20 @@ budget_counters = sa.Table(
     sa.Column("used", sa.BigInteger, nullable=False),
     sa.Column("updated_at", _ts, nullable=False),
 )
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("storage_key", sa.Text, nullable=False),
+    sa.Column("created_by", UUID(as_uuid=True), nullable=False),
+    sa.Column("created_by_kind", sa.Text, nullable=False),
+    sa.Column("run_id", UUID(as_uuid=True)),
+    sa.Column("retention_class", sa.Text, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+)

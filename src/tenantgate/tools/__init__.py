@@ -4,6 +4,7 @@ from tenantgate.tools._executor import Executor, Outcome, ToolResult
 from tenantgate.tools._plugins import load_plugins
 from tenantgate.tools._registry import ToolPackage, ToolRegistry
 from tenantgate.tools._resources import (
+    ArtifactSource,
     Credential,
     CredentialSource,
     HttpSource,
@@ -25,6 +26,7 @@ from tenantgate.tools._spec import (
 __all__ = [
     "LOCAL_CAPABILITIES",
     "TOOL_NAME",
+    "ArtifactSource",
     "Capability",
     "Credential",
     "CredentialSource",

@@ -2,7 +2,8 @@
 
 A tool gets outside resources only through its :class:`ToolCall`, and only those its spec
 declares: ``call.http()`` needs ``net.egress``, ``call.credential(...)`` needs
-``credentials``. A plugin cannot reach the network or a tenant's secrets by accident, and
+``credentials``, ``call.store_artifact(...)`` needs ``artifacts``.
+A plugin cannot reach the network or a tenant's secrets by accident, and
 a reviewer reads a tool's reach off its declaration.
 
 The sources are interfaces; the services that implement them (``tenantgate.egress`` for
@@ -26,7 +27,15 @@ from tenantgate.vault import Credential, secret_values
 if TYPE_CHECKING:
     from tenantgate.tools._spec import ToolSpec
 
-__all__ = ["Credential", "CredentialSource", "HttpSource", "ToolCall", "ToolResources", "ToolUnavailable"]
+__all__ = [
+    "ArtifactSource",
+    "Credential",
+    "CredentialSource",
+    "HttpSource",
+    "ToolCall",
+    "ToolResources",
+    "ToolUnavailable",
+]
 
 
 class ToolUnavailable(TenantgateError):
@@ -47,6 +56,14 @@ class CredentialSource(Protocol):
     ) -> None: ...
 
 
+class ArtifactSource(Protocol):
+    """Stores content in the tenant's private artifact store; None when the tenant keeps no raw content."""
+
+    async def store(
+        self, ctx: TenantContext, data: bytes, *, kind: str, tool: str, run_id: uuid.UUID | None
+    ) -> uuid.UUID | None: ...
+
+
 class HttpSource(Protocol):
     """Outbound HTTP through the egress door, with the tenant's domain lists; refusals audited."""
 
@@ -59,6 +76,7 @@ class ToolResources:
 
     credentials: CredentialSource | None = None
     http: HttpSource | None = None
+    artifacts: ArtifactSource | None = None
 
 
 _NONE = ToolResources()
@@ -118,3 +136,11 @@ class ToolCall:
         if source is None:
             raise ToolUnavailable(f"{spec.name} needs outbound HTTP, but this process has no egress configured.")
         return source.client(self.ctx, tool=spec.name, call_id=self.call_id)
+
+    async def store_artifact(self, data: bytes, *, kind: str) -> uuid.UUID | None:
+        """Keep ``data`` as a tenant artifact (needs ``artifacts``); its id, or None where raw content is not kept."""
+        spec = self._require("artifacts")
+        source = self.resources.artifacts
+        if source is None:
+            raise ToolUnavailable(f"{spec.name} stores artifacts, but this process has no artifact store.")
+        return await source.store(self.ctx, data, kind=kind, tool=spec.name, run_id=self.run_id)

@@ -56,6 +56,7 @@ class Capability(StrEnum):
     MEMORY = "memory"
     CREDENTIALS = "credentials"
     WORKFLOW = "workflow"
+    ARTIFACTS = "artifacts"  # storing content in the tenant's private artifact store
 
 
 # Capabilities that act on the machine tenantgate runs on. In saas mode a tool that

@@ -2,12 +2,14 @@
 
 Both reach outside only through ``call.http()``, so every request and redirect hop passes
 the egress door with the tenant's domain lists. The fetched page is returned as text,
-never logged; its sha256 and size identify it for a later artifact.
+never logged; the raw body is kept as a private ``web_page`` artifact (unless the tenant's
+compliance mode keeps no raw content) and the model gets its ``artifact_id``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from typing import Any, Protocol
 
 import httpx
@@ -45,8 +47,11 @@ class FetchOut(BaseModel):
     title: str | None
     text: str
     truncated: bool
-    sha256: str = Field(description="Of the raw response body, to match a later stored artifact.")
+    sha256: str = Field(description="Of the raw response body, as stored in the artifact.")
     bytes: int
+    artifact_id: uuid.UUID | None = Field(
+        description="The raw page kept as a private artifact; null where the tenant keeps no raw content."
+    )
 
 
 def _media_type(response: httpx.Response) -> str:
@@ -78,6 +83,7 @@ async def _fetch(call: ToolCall, args: FetchArgs) -> FetchOut:
             raise ToolFailed(f"web_fetch reads HTML, plain text and JSON; {url} is {media or 'of no declared type'}.")
         raw = response.content
     text = response.text
+    artifact_id = await call.store_artifact(raw, kind="web_page")
     title: str | None = None
     if kind == "html":
         title, text = html_to_text(text)
@@ -90,6 +96,7 @@ async def _fetch(call: ToolCall, args: FetchArgs) -> FetchOut:
         truncated=len(text) > args.max_chars,
         sha256=hashlib.sha256(raw).hexdigest(),
         bytes=len(raw),
+        artifact_id=artifact_id,
     )
 
 
@@ -183,7 +190,7 @@ def web_tools(urls: ProviderUrls, search: SearchProvider | None = None) -> list[
         "web_fetch@v1",
         description="Fetch a public web page and return it as readable text (HTML, plain text or JSON).",
         effect=ToolEffect.READ,
-        capabilities={Capability.NET_EGRESS},
+        capabilities={Capability.NET_EGRESS, Capability.ARTIFACTS},
         output=FetchOut,
         integration="web",
     )

@@ -1,0 +1,131 @@
+"""Private artifacts over HTTP: upload, read (streamed), and signed URLs that need no API key.
+
+Nothing is public. ``GET /v1/artifacts/{id}`` serves only the owning tenant's callers;
+``POST /v1/artifacts/{id}/url`` mints a short-lived URL bound to tenant, artifact and expiry,
+which ``GET /v1/artifact-urls/...`` verifies before anything is looked up. Content is always
+served as a download with ``nosniff`` and a sandboxing CSP, so a stored HTML page can never
+run as a page of this origin.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from tenantgate.api._deps import Caller, ServicesDep
+from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.artifacts import Artifact, ArtifactTooLarge, ArtifactUrlInvalid
+from tenantgate.auth import system_context
+from tenantgate.tenants import TenantStatus
+
+router = APIRouter(tags=["artifacts"], responses=ERROR_RESPONSES)
+
+_RETENTION = Annotated[str, Query(pattern="^(short|standard|long)$", description="How long the artifact is kept.")]
+_KIND = Annotated[str, Query(pattern="^[a-z][a-z0-9_]{0,39}$", description="What the content is.")]
+
+
+class ArtifactOut(BaseModel):
+    id: uuid.UUID
+    kind: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    created_by: uuid.UUID
+    run_id: uuid.UUID | None
+    retention_class: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, a: Artifact) -> ArtifactOut:
+        return cls(id=a.id, kind=a.kind, content_type=a.content_type, size_bytes=a.size_bytes, sha256=a.sha256,
+                   created_by=a.created_by, run_id=a.run_id, retention_class=a.retention_class,
+                   created_at=a.created_at)  # fmt: skip
+
+
+class SignedUrlIn(BaseModel):
+    ttl_s: int | None = None
+
+
+class SignedUrlOut(BaseModel):
+    url: str
+    expires_at: int
+
+
+@router.post("/v1/artifacts", response_model=ArtifactOut, status_code=201)
+async def upload_artifact(
+    request: Request,
+    ctx: Caller,
+    services: ServicesDep,
+    kind: _KIND = "upload",
+    retention_class: _RETENTION = "standard",
+) -> ArtifactOut:
+    """Store the request body as an artifact. Its content type is sniffed; the declared one is ignored."""
+    cap = services.artifacts.limits.max_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise ArtifactTooLarge(f"The upload is {declared} bytes; artifacts are at most {cap} bytes.", limit=cap)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:  # stop reading at the cap, whatever Content-Length claimed
+            raise ArtifactTooLarge(f"The upload is over {cap} bytes, the most an artifact may hold.", limit=cap)
+    artifact = await services.artifacts.create(ctx, bytes(body), kind=kind, retention_class=retention_class)
+    return ArtifactOut.of(artifact)
+
+
+@router.get("/v1/artifacts/{artifact_id}/meta", response_model=ArtifactOut)
+async def artifact_metadata(artifact_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> ArtifactOut:
+    """What an artifact is, without its content."""
+    return ArtifactOut.of(await services.artifacts.get(ctx, artifact_id))
+
+
+@router.get("/v1/artifacts/{artifact_id}", response_class=StreamingResponse)
+async def read_artifact(artifact_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> StreamingResponse:
+    """The artifact's content, streamed, to a caller of its tenant."""
+    artifact, chunks = await services.artifacts.open(ctx, artifact_id)
+    return _stream(artifact, chunks)
+
+
+@router.post("/v1/artifacts/{artifact_id}/url", response_model=SignedUrlOut, status_code=201)
+async def mint_artifact_url(
+    artifact_id: uuid.UUID, ctx: Caller, services: ServicesDep, body: SignedUrlIn | None = None
+) -> SignedUrlOut:
+    """A URL that serves this artifact without an API key until it expires (default 5 minutes)."""
+    url = await services.artifacts.mint_url(ctx, artifact_id, ttl_s=body.ttl_s if body else None)
+    return SignedUrlOut(url=url.path, expires_at=url.expires_at)
+
+
+@router.get("/v1/artifact-urls/{tenant_id}/{artifact_id}", response_class=StreamingResponse)
+async def read_signed_artifact(
+    request: Request,
+    tenant_id: uuid.UUID,
+    artifact_id: uuid.UUID,
+    services: ServicesDep,
+    expires: Annotated[int, Query(ge=0, le=2**40)],
+    sig: Annotated[str, Query(min_length=1, max_length=100)],
+) -> StreamingResponse:
+    """Serve an artifact to the holder of a live signed URL; the signature is checked before any lookup."""
+    services.artifacts.verify_url(tenant_id, artifact_id, expires, sig)
+    if (await services.tenants.get(tenant_id)).status is not TenantStatus.ACTIVE:
+        raise ArtifactUrlInvalid("This artifact link is not valid.")  # a suspended tenant's links stop with its keys
+    ctx = system_context(tenant_id, mode=services.settings.mode, request_id=request.state.request_id)
+    artifact, chunks = await services.artifacts.open(ctx, artifact_id, via="url")
+    return _stream(artifact, chunks)
+
+
+def _stream(artifact: Artifact, chunks: Iterator[bytes]) -> StreamingResponse:
+    headers = {
+        "Content-Length": str(artifact.size_bytes),
+        "Content-Disposition": f'attachment; filename="{artifact.id}"',
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "private, no-store",
+        "ETag": f'"{artifact.sha256}"',
+    }
+    return StreamingResponse(chunks, media_type=artifact.content_type, headers=headers)

@@ -1,0 +1,225 @@
+"""The artifact service: store tenant content by reference, read it back, mint signed URLs.
+
+Every artifact is a row in ``tenantgate.artifacts`` (row security: only its tenant sees it)
+and bytes in storage under an opaque key. Creating one checks a size cap and the tenant's
+storage quota inside the same transaction that inserts the row, under a per-tenant lock,
+so two uploads cannot both slip under the quota. Creation, reads, minted URLs and URL uses
+are audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from tenantgate.artifacts._signing import SignedUrl, UrlSigner
+from tenantgate.artifacts._sniff import sniff
+from tenantgate.artifacts._storage import ArtifactStorage, new_storage_key
+from tenantgate.audit import AuditEvent, AuditLog
+from tenantgate.context import TenantContext
+from tenantgate.errors import InvalidInput, NotFound, QuotaExceeded
+from tenantgate.store import Database, tables
+
+__all__ = ["RETENTION_CLASSES", "Artifact", "ArtifactLimits", "ArtifactNotFound", "ArtifactStore", "ArtifactTooLarge"]
+
+RETENTION_CLASSES = frozenset({"short", "standard", "long"})
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_a = tables.artifacts
+
+
+class ArtifactNotFound(NotFound):
+    """No artifact with this id in the caller's tenant (another tenant's looks the same)."""
+
+    code = "artifact_not_found"
+
+
+class ArtifactTooLarge(InvalidInput):
+    """The content is over the installation's artifact size cap; nothing was stored."""
+
+    code = "artifact_too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactLimits:
+    """Size cap per artifact, storage quota per tenant, and signed URL lifetimes (seconds)."""
+
+    max_bytes: int = 25 * 1024 * 1024
+    tenant_quota_bytes: int = 1024 * 1024 * 1024
+    url_ttl_s: int = 300
+    url_max_ttl_s: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    id: uuid.UUID
+    kind: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    created_by: uuid.UUID
+    created_by_kind: str
+    run_id: uuid.UUID | None
+    retention_class: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> Artifact:
+        return cls(id=row.id, kind=row.kind, content_type=row.content_type, size_bytes=row.size_bytes,
+                   sha256=row.sha256, created_by=row.created_by, created_by_kind=row.created_by_kind,
+                   run_id=row.run_id, retention_class=row.retention_class, created_at=row.created_at)  # fmt: skip
+
+
+_COLUMNS = [c for c in _a.c if c.name not in ("tenant_id", "storage_key")]
+
+
+class ArtifactStore:
+    """Tenant artifacts over a database, a storage backend and a URL signer."""
+
+    def __init__(
+        self, *, db: Database, audit: AuditLog, storage: ArtifactStorage, signer: UrlSigner, limits: ArtifactLimits
+    ) -> None:
+        self._db, self._audit, self._storage, self._signer = db, audit, storage, signer
+        self.limits = limits
+
+    async def create(
+        self,
+        ctx: TenantContext,
+        data: bytes,
+        *,
+        kind: str,
+        retention_class: str = "standard",
+        run_id: uuid.UUID | None = None,
+        tool: str | None = None,
+    ) -> Artifact:
+        """Store ``data`` as a new artifact of ``ctx``'s tenant; its content type is sniffed from the bytes."""
+        if not _KIND.fullmatch(kind):
+            raise InvalidInput(f"An artifact kind is a lowercase word like 'web_page', not {kind!r}.")
+        if retention_class not in RETENTION_CLASSES:
+            raise InvalidInput(f"retention_class is one of {', '.join(sorted(RETENTION_CLASSES))}.")
+        if len(data) > self.limits.max_bytes:
+            raise ArtifactTooLarge(
+                f"The content is {len(data)} bytes; artifacts are at most {self.limits.max_bytes} bytes.",
+                limit=self.limits.max_bytes,
+            )
+        artifact_id, key = uuid.uuid4(), new_storage_key(ctx.tenant_id)
+        content_type, sha256 = sniff(data), hashlib.sha256(data).hexdigest()
+        written = False
+        try:
+            async with self._db.tenant(ctx) as conn:
+                # One uploader at a time per tenant, so the quota check and the insert agree.
+                await conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext('tenantgate.artifacts:' || :t))"),
+                    {"t": str(ctx.tenant_id)},
+                )
+                used = (
+                    await conn.execute(
+                        sa.select(sa.func.coalesce(sa.func.sum(_a.c.size_bytes), 0)).where(
+                            _a.c.tenant_id == ctx.tenant_id
+                        )
+                    )
+                ).scalar_one()
+                quota = self.limits.tenant_quota_bytes
+                if int(used) + len(data) > quota:
+                    raise QuotaExceeded(
+                        f"Storing {len(data)} bytes would pass the tenant's artifact storage quota "
+                        f"({int(used)} of {quota} bytes used).",
+                        limit="artifact_storage_bytes", used=int(used), quota=quota,
+                    )  # fmt: skip
+                await asyncio.to_thread(self._storage.put, key, data)
+                written = True
+                row = (
+                    await conn.execute(
+                        sa.insert(_a)
+                        .values(
+                            tenant_id=ctx.tenant_id,
+                            id=artifact_id,
+                            kind=kind,
+                            content_type=content_type,
+                            size_bytes=len(data),
+                            sha256=sha256,
+                            storage_key=key,
+                            created_by=ctx.principal_id,
+                            created_by_kind=ctx.kind.value,
+                            run_id=run_id,
+                            retention_class=retention_class,
+                            created_at=sa.func.now(),
+                        )
+                        .returning(*_COLUMNS)
+                    )
+                ).one()
+                await self._audit.append(
+                    conn, ctx,
+                    AuditEvent(action="artifact.created", tool=tool, payload={
+                        "artifact_id": str(artifact_id), "kind": kind, "content_type": content_type,
+                        "size_bytes": len(data), "sha256": sha256,
+                    }),
+                )  # fmt: skip
+        except BaseException:
+            if written:  # the row did not commit: the bytes must not outlive it
+                await asyncio.to_thread(self._storage.delete, key)
+            raise
+        return Artifact.of(row)
+
+    async def get(self, ctx: TenantContext, artifact_id: uuid.UUID) -> Artifact:
+        """The artifact's metadata, or :class:`ArtifactNotFound`."""
+        async with self._db.tenant(ctx) as conn:
+            row = (
+                await conn.execute(sa.select(*_COLUMNS).where(_a.c.tenant_id == ctx.tenant_id, _a.c.id == artifact_id))
+            ).one_or_none()
+        if row is None:
+            raise ArtifactNotFound("No such artifact.")
+        return Artifact.of(row)
+
+    async def open(
+        self, ctx: TenantContext, artifact_id: uuid.UUID, *, via: str = "api"
+    ) -> tuple[Artifact, Iterator[bytes]]:
+        """The artifact and its bytes (a blocking chunk iterator), the read audited."""
+        async with self._db.tenant(ctx) as conn:
+            row = (
+                await conn.execute(
+                    sa.select(*_COLUMNS, _a.c.storage_key).where(
+                        _a.c.tenant_id == ctx.tenant_id, _a.c.id == artifact_id
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                raise ArtifactNotFound("No such artifact.")
+            action = "artifact.url_used" if via == "url" else "artifact.read"
+            await self._audit.append(conn, ctx, AuditEvent(action=action, payload={"artifact_id": str(artifact_id)}))
+        try:
+            chunks = await asyncio.to_thread(self._storage.chunks, row.storage_key)
+        except FileNotFoundError:
+            raise ArtifactNotFound("No such artifact.") from None
+        return Artifact.of(row), chunks
+
+    async def mint_url(self, ctx: TenantContext, artifact_id: uuid.UUID, *, ttl_s: int | None = None) -> SignedUrl:
+        """A signed URL for the tenant's artifact, valid ``ttl_s`` seconds (default and maximum from the limits)."""
+        ttl = self.limits.url_ttl_s if ttl_s is None else ttl_s
+        if not 1 <= ttl <= self.limits.url_max_ttl_s:
+            raise InvalidInput(f"A signed URL lives between 1 and {self.limits.url_max_ttl_s} seconds, not {ttl}.")
+        async with self._db.tenant(ctx) as conn:
+            found = (
+                await conn.execute(sa.select(_a.c.id).where(_a.c.tenant_id == ctx.tenant_id, _a.c.id == artifact_id))
+            ).one_or_none()
+            if found is None:
+                raise ArtifactNotFound("No such artifact.")
+            url = self._signer.mint(ctx.tenant_id, artifact_id, ttl)
+            await self._audit.append(
+                conn, ctx,
+                AuditEvent(action="artifact.url_minted", payload={
+                    "artifact_id": str(artifact_id), "expires_at": url.expires_at,
+                }),
+            )  # fmt: skip
+        return url
+
+    def verify_url(self, tenant_id: uuid.UUID, artifact_id: uuid.UUID, expires: int, sig: str) -> None:
+        """Raise ``ArtifactUrlInvalid`` unless the URL was minted here for this tenant and artifact and is live."""
+        self._signer.verify(tenant_id, artifact_id, expires, sig)
