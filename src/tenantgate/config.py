@@ -9,15 +9,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
 import uuid
 from decimal import Decimal
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tenantgate.context import DeploymentMode
@@ -52,6 +54,18 @@ R8R_CODE_WORDS = frozenset(
 def is_code_node(node_type: str) -> bool:
     """True if a workflow node type, by any word of its name, runs code or touches local paths."""
     return any(word in R8R_CODE_WORDS for word in re.split(r"[^a-z0-9]+", node_type.lower()) if word)
+
+
+def _local_host(host: str | None, query: str) -> bool:
+    """Loopback or a Unix socket: traffic that never leaves the machine."""
+    if not host or host.startswith("/") or dict(parse_qsl(query)).get("host", "").startswith("/"):
+        return True
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def default_data_dir() -> Path:
@@ -203,6 +217,12 @@ class Settings(BaseSettings):
     # API and worker process then shares. Authentication failures are limited before any tenant
     # is known, per source address and per API key prefix.
     redis_url: SecretStr | None = None
+    # Transport security for `tenantgate serve`: HTTPS with this certificate chain and key (PEM).
+    # saas refuses a non-loopback address without them unless it sits behind a TLS-terminating
+    # proxy named here (IPs or CIDRs): only those peers' X-Forwarded-For/-Proto are believed.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
     quota_backend_timeout_s: float = Field(default=0.5, gt=0, le=10)
     auth_failures_per_minute_per_address: int = Field(default=120, ge=1, le=100_000)
     auth_failures_per_minute_per_prefix: int = Field(default=10, ge=1, le=100_000)
@@ -268,21 +288,21 @@ class Settings(BaseSettings):
             return tuple(ref.strip() for ref in value.split(",") if ref.strip())
         return value
 
-    @field_validator("egress_allow_private", "r8r_allowed_nodes", mode="before")
+    @field_validator("egress_allow_private", "r8r_allowed_nodes", "trusted_proxies", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
-    @field_validator("egress_allow_private")
+    @field_validator("egress_allow_private", "trusted_proxies")
     @classmethod
-    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _networks(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         for item in value:
             try:
                 ip_network(item, strict=True)
             except ValueError as exc:
-                raise ValueError(f"egress_allow_private: {item!r} is not a CIDR or IP address ({exc})") from None
+                raise ValueError(f"{info.field_name}: {item!r} is not a CIDR or IP address ({exc})") from None
         return value
 
     @field_validator("brave_search_url", "whatsapp_graph_url", "google_sheets_url", "google_token_url", "r8r_url")
@@ -362,7 +382,35 @@ class Settings(BaseSettings):
         for url in urls:
             if url is not None and not url.get_secret_value().startswith(("postgresql://", "postgres://")):
                 raise ConfigurationError("database URLs must start with postgresql://")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigurationError("TENANTGATE_TLS_CERT and TENANTGATE_TLS_KEY go together: set both or neither.")
+        for name, path in (("TLS_CERT", self.tls_cert), ("TLS_KEY", self.tls_key)):
+            if path is not None and not path.is_file():
+                raise ConfigurationError(f"TENANTGATE_{name}: {path} is not a readable file.")
         self._check_key_provider()
+
+    def transport_warnings(self) -> list[str]:
+        """Loud warnings for a saas installation whose links to its database or Redis are not verified TLS."""
+        if self.mode is not DeploymentMode.SAAS:
+            return []
+        found = []
+        for name, url in (("TENANTGATE_DATABASE_URL", self.database_url),
+                          ("TENANTGATE_ADMIN_DATABASE_URL", self.admin_database_url)):  # fmt: skip
+            if url is None:
+                continue
+            parts = urlsplit(url.get_secret_value())
+            sslmode = dict(parse_qsl(parts.query)).get("sslmode") or os.environ.get("PGSSLMODE") or "prefer"
+            if sslmode != "verify-full" and not _local_host(parts.hostname, parts.query):
+                found.append(
+                    f"{name} uses sslmode={sslmode}: in saas, tenant data crosses the network to "
+                    f"{parts.hostname} without a verified server certificate. Add ?sslmode=verify-full "
+                    "(and sslrootcert=...) to the URL."
+                )
+        if self.redis_url is not None:
+            parts = urlsplit(self.redis_url.get_secret_value())
+            if parts.scheme == "redis" and not _local_host(parts.hostname, ""):
+                found.append(f"TENANTGATE_REDIS_URL reaches {parts.hostname} without TLS: use rediss:// in saas.")
+        return found
 
     def _check_key_provider(self) -> None:
         if self.key_provider == "local":

@@ -16,6 +16,7 @@ from tenantgate.api._confirmation_routes import router as confirmation_router
 from tenantgate.api._credential_routes import router as credential_router
 from tenantgate.api._deps import ServicesDep
 from tenantgate.api._errors import ErrorBody, install_error_handlers
+from tenantgate.api._headers import SecurityHeadersMiddleware
 from tenantgate.api._memory_routes import router as memory_router
 from tenantgate.api._middleware import RequestContextMiddleware
 from tenantgate.api._platform_routes import router as platform_router
@@ -76,5 +77,6 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(artifact_router)
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app

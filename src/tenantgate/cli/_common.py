@@ -8,7 +8,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -40,8 +40,9 @@ T = TypeVar("T")
 TenantOpt = Annotated[uuid.UUID, typer.Option("--tenant", help="Tenant id.")]
 
 
-def load_settings() -> Settings:
-    return Settings()
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; ``overrides`` (command-line options) win over it."""
+    return Settings(**overrides)
 
 
 def run(action: Callable[[Services], Awaitable[T]]) -> T:

@@ -22,5 +22,7 @@ def worker() -> None:
     redactor = Redactor()
     configure_logging(settings.log_level, redactor=redactor)
     installation = Installation.open(settings)
+    for warning in settings.transport_warnings():
+        err.print(f"[bold red]WARNING[/bold red] {warning}")
     err.print("[green]tenantgate worker[/green] serving the directive queue")
     asyncio.run(run_worker(Services.build(installation, redactor=redactor)))
