@@ -61,8 +61,6 @@ def test_tls_settings_are_checked(tmp_path: Path) -> None:
     cert, _ = _self_signed(tmp_path)
     with pytest.raises(ConfigurationError, match="go together"):
         _settings(tls_cert=cert).check()
-    with pytest.raises(ConfigurationError, match="not a readable file"):
-        _settings(tls_cert=cert, tls_key=tmp_path / "missing.pem").check()
     with pytest.raises(ValidationError, match=r"trusted_proxies: 'proxy\.example' is not a CIDR"):
         _settings(trusted_proxies="proxy.example")
 
@@ -227,3 +225,14 @@ def test_serve_refuses_clear_text_saas_on_the_network(test_db: DatabaseFixture) 
     )  # fmt: skip
     assert refused.returncode == 2
     assert "will not serve 0.0.0.0 over plain HTTP" in refused.stderr
+
+
+def test_serve_names_a_missing_certificate_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing.pem"
+    refused = subprocess.run(
+        [sys.executable, "-m", "tenantgate", "serve", "--tls-cert", str(missing), "--tls-key", str(missing)],
+        env={k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert f"--tls-cert: {missing} is not a readable file" in refused.stderr.replace("\n", "")

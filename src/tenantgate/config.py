@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import platformdirs
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -38,6 +40,7 @@ JWT_ALGORITHMS = frozenset(
     }
 )  # fmt: skip
 _ROLE_PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+_PREFIX = "TENANTGATE_"
 
 
 # Words that make a workflow node type one that runs code or touches local paths (r8r and
@@ -319,6 +322,31 @@ class Settings(BaseSettings):
             raise ValueError("db_role_prefix: lowercase letters, digits and _, starting with a letter")
         return value
 
+    @classmethod
+    def from_env_file(cls, path: Path) -> Settings:
+        """The settings one env file describes, the process environment ignored: to check a file.
+
+        A ``TENANTGATE_`` name that is no setting is refused (a typo would otherwise be ignored
+        silently, and its default used); other names in the file are left alone.
+        """
+        if not path.is_file():
+            raise ConfigurationError("no such file.")
+        found = dotenv_values(path)
+        values: dict[str, Any] = {k.removeprefix(_PREFIX).lower(): v for k, v in found.items() if k.startswith(_PREFIX)}
+        unknown = sorted(name for name in values if name not in cls.model_fields)
+        if unknown:
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, list(cls.model_fields), n=1)
+                hint = f" (did you mean {_PREFIX}{close[0].upper()}?)" if close else ""
+                hints.append(f"{_PREFIX}{name.upper()}{hint}")
+            raise ConfigurationError(f"not a tenantgate setting: {', '.join(hints)}.")
+        empty = sorted(f"{_PREFIX}{name.upper()}" for name, value in values.items() if value is None)
+        if empty:
+            raise ConfigurationError(f"no value given for {', '.join(empty)}.")
+        # An env prefix no variable has: only the file's values (and the defaults) count.
+        return cls(_env_file=None, _env_prefix="TENANTGATE_FILE_CHECK_", **values)
+
     @property
     def embedded(self) -> bool:
         return self.database_url is None
@@ -384,9 +412,6 @@ class Settings(BaseSettings):
                 raise ConfigurationError("database URLs must start with postgresql://")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigurationError("TENANTGATE_TLS_CERT and TENANTGATE_TLS_KEY go together: set both or neither.")
-        for name, path in (("TLS_CERT", self.tls_cert), ("TLS_KEY", self.tls_key)):
-            if path is not None and not path.is_file():
-                raise ConfigurationError(f"TENANTGATE_{name}: {path} is not a readable file.")
         self._check_key_provider()
 
     def transport_warnings(self) -> list[str]:

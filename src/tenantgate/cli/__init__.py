@@ -13,6 +13,7 @@ import typer
 
 from tenantgate.cli._audit import audit_app
 from tenantgate.cli._common import err
+from tenantgate.cli._config import config_app
 from tenantgate.cli._db import db_app
 from tenantgate.cli._demo import demo
 from tenantgate.cli._keys import keys_app
@@ -34,6 +35,7 @@ app.command()(serve)
 app.command()(demo)
 app.command()(worker)
 app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(principals_app, name="principals")
 app.add_typer(keys_app, name="keys")

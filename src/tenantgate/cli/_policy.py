@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
-from tenantgate.cli._common import TenantOpt, out, run, tenant_context
+from tenantgate.cli._common import TenantOpt, err, out, run, tenant_context
 from tenantgate.errors import InvalidInput
-from tenantgate.gate import ComplianceMode, SwitchInfo, SwitchScope
+from tenantgate.gate import ComplianceMode, PolicyDocument, SwitchInfo, SwitchScope
+from tenantgate.installation import Services
 
 __all__ = ["kill_switch_app", "policy_app"]
 
@@ -43,6 +45,42 @@ def policy_set(
         raise InvalidInput(f"{file} is not JSON: {exc}") from exc
     saved = run(lambda s: s.policies.set_policy(tenant_context(s, tenant), document))
     out.print(f"Saved policy version {saved.version}.")
+
+
+@policy_app.command("check")
+def policy_check(
+    files: Annotated[list[Path], typer.Argument(help="JSON policy documents.")],
+) -> None:
+    """Validate policy documents against this installation's tools (its mode and plugins); store nothing."""
+    documents = {}
+    for path in files:
+        try:
+            documents[path] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidInput(f"{path}: {exc}") from exc
+
+    async def check(services: Services) -> list[tuple[Path, str | None]]:
+        results: list[tuple[Path, str | None]] = []
+        for path, raw in documents.items():
+            try:
+                PolicyDocument.model_validate(raw).check(services.registry)
+            except InvalidInput as exc:
+                results.append((path, exc.message))
+            except ValidationError as exc:
+                results.append((path, str(exc)))
+            else:
+                results.append((path, None))
+        return results
+
+    problems = 0
+    for path, problem in run(check):
+        if problem is None:
+            out.print(f"ok {path}")
+        else:
+            problems += 1
+            err.print(f"[red]refused[/red] {path}: {problem}")
+    if problems:
+        raise typer.Exit(1)
 
 
 @policy_app.command("compliance")

@@ -75,6 +75,9 @@ def serve(
         overrides["trusted_proxies"] = tuple(trusted_proxy)
     settings = load_settings(**overrides)
     check_exposure(settings, host)
+    for name, path in (("--tls-cert", settings.tls_cert), ("--tls-key", settings.tls_key)):
+        if path is not None and not path.is_file():
+            raise ConfigurationError(f"{name}: {path} is not a readable file.")
     for warning in settings.transport_warnings():
         err.print(f"[bold red]WARNING[/bold red] {warning}")
     redactor = Redactor()  # one for the process: logs, audit and tools share its known secrets
