@@ -254,7 +254,7 @@ class Settings(BaseSettings):
     # Every object is written with server-side encryption: AES256, or aws:kms with the key id.
     artifact_backend: Literal["local", "s3"] = "local"
     artifact_s3_bucket: str | None = None
-    artifact_s3_prefix: str = Field(default="", max_length=200, pattern=r"^([A-Za-z0-9._-]+/)*$")
+    artifact_s3_prefix: str = Field(default="", max_length=200, pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*/)*$")
     artifact_s3_endpoint_url: str | None = None
     artifact_s3_region: str | None = None
     artifact_s3_sse: Literal["AES256", "aws:kms"] = "AES256"
