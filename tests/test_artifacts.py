@@ -102,6 +102,19 @@ def test_sniff_reads_the_bytes(data: bytes, expected: str) -> None:
     assert sniff(data) == expected
 
 
+def test_local_copy_is_private_and_leaves_the_source(tmp_path: Path) -> None:
+    storage, tenant = LocalStorage(tmp_path / "artifacts"), uuid.uuid4()
+    source, target = new_storage_key(tenant), new_storage_key(tenant)
+    storage.put(source, PNG)
+    storage.copy(source, target)
+    assert b"".join(storage.chunks(target)) == b"".join(storage.chunks(source)) == PNG
+    assert stat.S_IMODE((tmp_path / "artifacts" / target).stat().st_mode) == 0o600
+    with pytest.raises(FileNotFoundError):
+        storage.copy(new_storage_key(tenant), new_storage_key(tenant))
+    with pytest.raises(InvalidInput):
+        storage.copy(source, "../outside")
+
+
 # --- upload and read over HTTP ------------------------------------------------------------------
 
 
