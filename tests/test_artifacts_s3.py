@@ -179,6 +179,8 @@ def test_unreachable_bucket_refuses_to_start(settings: Settings, s3: FakeS3) -> 
     down = s3_settings(settings, s3, artifact_s3_endpoint_url=f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(ConfigurationError, match="cannot be reached"):
         artifact_storage(down.model_copy(update={"artifact_s3_timeout_s": 0.5}))
+    with pytest.raises(ConfigurationError, match="ENDPOINT_URL"):
+        artifact_storage(s3_settings(settings, s3, artifact_s3_endpoint_url="not a url"))
     assert isinstance(artifact_storage(s3_settings(settings, s3)), S3Storage)
 
 

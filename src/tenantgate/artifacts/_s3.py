@@ -62,7 +62,15 @@ class S3Storage:
             retries={"max_attempts": 3, "mode": "standard"},
             s3={"addressing_style": "path" if endpoint_url else "auto"},  # MinIO and emulators serve paths
         )
-        self._client: Any = client or boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
+        try:
+            self._client: Any = client or boto3.client(
+                "s3", region_name=region, endpoint_url=endpoint_url, config=config
+            )
+        except ValueError as exc:  # botocore's answer to a malformed endpoint or region
+            raise ConfigurationError(
+                f"The S3 client for artifacts cannot be made ({exc}): check TENANTGATE_ARTIFACT_S3_ENDPOINT_URL "
+                "and TENANTGATE_ARTIFACT_S3_REGION."
+            ) from exc
         self.bucket, self._prefix = bucket, prefix
         self._sse: dict[str, str] = {"ServerSideEncryption": sse}
         if sse == "aws:kms":
