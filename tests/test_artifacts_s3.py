@@ -12,13 +12,14 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import boto3
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from tenantgate.artifacts import ArtifactStore, S3Storage, UrlSigner
+from tenantgate.artifacts import ArtifactStorageUnavailable, ArtifactStore, S3Storage, UrlSigner
 from tenantgate.config import Settings
 from tenantgate.errors import ConfigurationError
 from tenantgate.installation import Services, artifact_storage
@@ -227,3 +228,42 @@ async def test_storage_down_refuses_and_changes_nothing(
     assert s3_client(s3).get_object(Bucket=BUCKET, Key=PREFIX + key)["Body"].read() == b"stored while up"
     for action in ("artifact.urls_revoked", "artifact.deleted"):
         assert await services.audit.page(tenant_a.system, action=action) == []
+
+
+class _OldKeyStuck(S3Storage):
+    """S3 that will not delete an object it just copied from: a revocation caught between its two steps."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.copied_from: set[str] = set()
+
+    def copy(self, source: str, target: str) -> None:
+        super().copy(source, target)
+        self.copied_from.add(source)
+
+    def delete(self, key: str) -> None:
+        if key in self.copied_from:
+            raise ArtifactStorageUnavailable()
+        super().delete(key)
+
+
+async def test_a_revocation_cut_midway_is_undone(services: Services, s3: FakeS3, tenant_a: TenantFixture) -> None:
+    up = s3_services(services, s3)
+    artifact = await up.artifacts.create(tenant_a.system, b"must stay reachable", kind="upload")
+    key = await storage_key(up, tenant_a, str(artifact.id))
+    url = await up.artifacts.mint_url(tenant_a.system, artifact.id)
+    storage = _OldKeyStuck(bucket=BUCKET, prefix=PREFIX, region=REGION, endpoint_url=s3.url)
+    store = ArtifactStore(
+        db=services.db, audit=services.audit, storage=storage, signer=UrlSigner(b"k" * 32), limits=up.artifacts.limits
+    )
+    with pytest.raises(ArtifactStorageUnavailable):
+        await store.revoke_urls(tenant_a.system, artifact.id)
+    # The row still names the old key at generation 0, the copy is gone, and nothing was audited.
+    assert await storage_key(services, tenant_a, str(artifact.id)) == key
+    listed = s3_client(s3).list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}{tenant_a.id}/")
+    assert [o["Key"] for o in listed["Contents"]] == [PREFIX + key]
+    assert await services.audit.page(tenant_a.system, action="artifact.urls_revoked") == []
+    # The failure was reported, not hidden: the URL still works, and a retry on healthy storage revokes it.
+    assert (await outside_get(url.path)).status_code == 200
+    assert await up.artifacts.revoke_urls(tenant_a.system, artifact.id) == 1
+    assert (await outside_get(url.path)).status_code in (403, 404)
