@@ -2,6 +2,8 @@
 
 Real PostgreSQL (row security decides what a tenant sees), real files under the suite's
 artifact directory, the real app over ASGI. web_fetch runs against the loopback fake web.
+Tests taking ``backend`` run twice: on the local directory and on S3 (moto's S3 server on
+loopback, behind S3's presigned-URL checks; see ``tests.artifact_backends``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import stat
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -33,8 +35,10 @@ from tenantgate.store import tables
 from tenantgate.tenants import TenantStatus
 from tenantgate.tools import Outcome
 from tests.api_tools_world import World, api_world
+from tests.artifact_backends import Backend, api_client, local_stored, s3_services, s3_stored, s3_world
 from tests.conftest import PEPPER, TenantFixture
 from tests.fakes import web
+from tests.fakes.s3 import FakeS3
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(40))
 
@@ -52,6 +56,25 @@ async def storage_key(services: Services, tenant: TenantFixture, artifact_id: uu
             await conn.execute(sa.select(tables.artifacts.c.storage_key).where(tables.artifacts.c.id == artifact_id))
         ).scalar_one()
     return key
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[FakeS3]:
+    with s3_world() as fake:
+        yield fake
+
+
+@pytest.fixture(params=["local", "s3"])
+async def backend(
+    request: pytest.FixtureRequest, services: Services, client: httpx.AsyncClient, artifacts_root: Path
+) -> AsyncIterator[Backend]:
+    if request.param == "local":
+        yield Backend("local", services, client, local_stored(artifacts_root))
+        return
+    fake: FakeS3 = request.getfixturevalue("s3")
+    on_s3 = s3_services(services, fake)
+    async with api_client(on_s3) as s3_api:
+        yield Backend("s3", on_s3, s3_api, s3_stored(fake))
 
 
 # --- sniffing ---------------------------------------------------------------------------------
@@ -77,6 +100,19 @@ async def storage_key(services: Services, tenant: TenantFixture, artifact_id: uu
 )
 def test_sniff_reads_the_bytes(data: bytes, expected: str) -> None:
     assert sniff(data) == expected
+
+
+def test_local_copy_is_private_and_leaves_the_source(tmp_path: Path) -> None:
+    storage, tenant = LocalStorage(tmp_path / "artifacts"), uuid.uuid4()
+    source, target = new_storage_key(tenant), new_storage_key(tenant)
+    storage.put(source, PNG)
+    storage.copy(source, target)
+    assert b"".join(storage.chunks(target)) == b"".join(storage.chunks(source)) == PNG
+    assert stat.S_IMODE((tmp_path / "artifacts" / target).stat().st_mode) == 0o600
+    with pytest.raises(FileNotFoundError):
+        storage.copy(new_storage_key(tenant), new_storage_key(tenant))
+    with pytest.raises(InvalidInput):
+        storage.copy(source, "../outside")
 
 
 # --- upload and read over HTTP ------------------------------------------------------------------
@@ -185,23 +221,112 @@ async def test_other_tenant_sees_no_artifact_rows_in_sql(
 # --- signed URLs ---------------------------------------------------------------------------------
 
 
-async def test_signed_url_serves_without_an_api_key(
-    client: httpx.AsyncClient, services: Services, tenant_a: TenantFixture
-) -> None:
-    meta = await upload(client, tenant_a, b"%PDF-1.4 report")
-    minted = await client.post(f"/v1/artifacts/{meta['id']}/url", headers=tenant_a.headers())
+async def test_signed_url_serves_without_an_api_key(backend: Backend, tenant_a: TenantFixture) -> None:
+    meta = await upload(backend.client, tenant_a, b"%PDF-1.4 report")
+    minted = await backend.client.post(f"/v1/artifacts/{meta['id']}/url", headers=tenant_a.headers())
     assert minted.status_code == 201, minted.text
     body = minted.json()
+    assert set(body) == {"url", "expires_at"}  # one shape on both backends
     assert 290 <= body["expires_at"] - time.time() <= 300
-    got = await client.get(body["url"])
+    got = await backend.fetch(body["url"])
     assert got.status_code == 200
     assert got.content == b"%PDF-1.4 report"
-    assert got.headers["content-type"] == "application/pdf"
-    assert [r.action for r in await services.audit.page(tenant_a.system, action="artifact.url_minted")] == [
-        "artifact.url_minted"
+    assert got.headers["content-type"] == "application/pdf"  # the stored, sniffed type, not the object's
+    assert got.headers["content-disposition"] == f'attachment; filename="{meta["id"]}"'
+    audit = backend.services.audit
+    assert [r.payload for r in await audit.page(tenant_a.system, action="artifact.url_minted")] == [
+        {"artifact_id": meta["id"], "expires_at": body["expires_at"]}
     ]
-    used = await services.audit.page(tenant_a.system, action="artifact.url_used")
-    assert [r.payload for r in used] == [{"artifact_id": meta["id"]}]
+    if backend.name == "local":  # tenantgate serves local URLs itself, so it sees each use
+        used = await audit.page(tenant_a.system, action="artifact.url_used")
+        assert [r.payload for r in used] == [{"artifact_id": meta["id"]}]
+
+
+async def test_upload_read_round_trip_on_each_backend(
+    backend: Backend, services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    meta = await upload(backend.client, tenant_a, PNG, kind="image")
+    assert (meta["content_type"], meta["size_bytes"]) == ("image/png", len(PNG))
+    artifact_id = uuid.UUID(str(meta["id"]))
+    key = await storage_key(services, tenant_a, artifact_id)
+    assert key.startswith(f"{tenant_a.id}/")
+    assert backend.stored(key) == PNG
+    read = await backend.client.get(f"/v1/artifacts/{artifact_id}", headers=tenant_a.headers())
+    assert read.status_code == 200
+    assert read.content == PNG
+    assert read.headers["content-type"] == "image/png"
+    assert (await backend.client.get(f"/v1/artifacts/{artifact_id}", headers=tenant_b.headers())).status_code == 404
+
+
+async def test_revoked_urls_stop_and_new_ones_work(
+    backend: Backend, services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    client, headers = backend.client, tenant_a.headers()
+    meta = await upload(client, tenant_a, b"quarterly numbers")
+    other = await upload(client, tenant_a, b"another artifact of a")
+    first = (await client.post(f"/v1/artifacts/{meta['id']}/url", headers=headers)).json()["url"]
+    second = (await client.post(f"/v1/artifacts/{meta['id']}/url", json={"ttl_s": 3600}, headers=headers)).json()
+    untouched = (await client.post(f"/v1/artifacts/{other['id']}/url", headers=headers)).json()["url"]
+    assert (await backend.fetch(first)).content == b"quarterly numbers"
+    key_before = await storage_key(services, tenant_a, uuid.UUID(str(meta["id"])))
+
+    # Another tenant cannot revoke A's URLs, and learns nothing from trying.
+    foreign = await client.post(f"/v1/artifacts/{meta['id']}/revoke-urls", headers=tenant_b.headers())
+    assert foreign.status_code == 404
+    assert foreign.json()["code"] == "artifact_not_found"
+    assert (await backend.fetch(first)).status_code == 200
+
+    revoked = await client.post(f"/v1/artifacts/{meta['id']}/revoke-urls", headers=headers)
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json() == {"artifact_id": meta["id"], "url_generation": 1}
+    for url in (first, second["url"]):  # replayed after revocation, even one with an hour left
+        replay = await backend.fetch(url)
+        assert replay.status_code in (403, 404), replay.text
+        assert b"quarterly" not in replay.content
+    fresh = (await client.post(f"/v1/artifacts/{meta['id']}/url", headers=headers)).json()["url"]
+    assert (await backend.fetch(fresh)).content == b"quarterly numbers"
+    assert (await backend.fetch(untouched)).content == b"another artifact of a"  # other artifacts keep theirs
+    read = await client.get(f"/v1/artifacts/{meta['id']}", headers=headers)
+    assert read.content == b"quarterly numbers"  # the artifact itself is untouched
+
+    key_after = await storage_key(services, tenant_a, uuid.UUID(str(meta["id"])))
+    if backend.name == "s3":  # presigned URLs cannot be recalled: the object moved to a new key
+        assert key_after != key_before
+        assert key_after.startswith(f"{tenant_a.id}/")
+        assert backend.stored(key_before) is None
+        assert backend.stored(key_after) == b"quarterly numbers"
+    else:
+        assert key_after == key_before
+    trail = await backend.services.audit.page(tenant_a.system, action="artifact.urls_revoked")
+    assert [r.payload for r in trail] == [
+        {"artifact_id": meta["id"], "url_generation": 1, "rekeyed": backend.name == "s3"}
+    ]
+    assert await backend.services.audit.page(tenant_b.system, action="artifact.urls_revoked") == []
+
+
+async def test_deleting_an_artifact_removes_its_bytes(
+    backend: Backend, services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    client = backend.client
+    meta = await upload(client, tenant_a, b"to be deleted")
+    key = await storage_key(services, tenant_a, uuid.UUID(str(meta["id"])))
+    url = (await client.post(f"/v1/artifacts/{meta['id']}/url", headers=tenant_a.headers())).json()["url"]
+
+    foreign = await client.delete(f"/v1/artifacts/{meta['id']}", headers=tenant_b.headers())
+    assert foreign.status_code == 404
+    assert backend.stored(key) == b"to be deleted"  # another tenant's delete changed nothing
+
+    deleted = await client.delete(f"/v1/artifacts/{meta['id']}", headers=tenant_a.headers())
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["id"] == meta["id"]
+    assert backend.stored(key) is None
+    assert (await client.get(f"/v1/artifacts/{meta['id']}", headers=tenant_a.headers())).status_code == 404
+    gone = await backend.fetch(url)
+    assert gone.status_code in (403, 404)
+    assert b"deleted" not in gone.content
+    assert (await client.delete(f"/v1/artifacts/{meta['id']}", headers=tenant_a.headers())).status_code == 404
+    trail = await backend.services.audit.page(tenant_a.system, action="artifact.deleted")
+    assert [r.payload["artifact_id"] for r in trail] == [meta["id"]]
 
 
 async def test_signed_url_lifetime_is_bounded(client: httpx.AsyncClient, tenant_a: TenantFixture) -> None:
@@ -243,6 +368,23 @@ async def test_expired_altered_and_cross_tenant_urls_are_refused_alike(
     assert (await client.get(foreign)).status_code == 403
     # The genuine URL still works.
     assert (await client.get(str(url))).content == b"a's content"
+
+
+async def test_a_revoked_local_url_cannot_claim_the_new_generation(
+    client: httpx.AsyncClient, tenant_a: TenantFixture
+) -> None:
+    meta = await upload(client, tenant_a, b"generation bound")
+    url = (await client.post(f"/v1/artifacts/{meta['id']}/url", headers=tenant_a.headers())).json()["url"]
+    assert "&gen=0&" in url
+    assert (await client.post(f"/v1/artifacts/{meta['id']}/revoke-urls", headers=tenant_a.headers())).is_success
+    # The generation is under the signature: bumping it in the URL does not revive the link.
+    for replay in (url, url.replace("&gen=0&", "&gen=1&"), url.replace("&gen=0&", "&")):
+        refused = await client.get(replay)
+        assert refused.status_code == 403, replay
+        assert refused.json()["code"] == "artifact_url_invalid"
+    fresh = (await client.post(f"/v1/artifacts/{meta['id']}/url", headers=tenant_a.headers())).json()["url"]
+    assert "&gen=1&" in fresh
+    assert (await client.get(fresh)).content == b"generation bound"
 
 
 async def test_signed_urls_stop_when_the_tenant_is_suspended(

@@ -272,6 +272,17 @@ class Settings(BaseSettings):
     artifact_url_ttl_s: int = Field(default=300, ge=1, le=7 * 86_400)
     artifact_url_max_ttl_s: int = Field(default=3600, ge=1, le=7 * 86_400)
     artifact_url_key: SecretStr | None = None
+    # The artifact storage backend: "local" (artifacts_root) or "s3" (AWS S3 or anything speaking
+    # its API, e.g. MinIO, at artifact_s3_endpoint_url; credentials from boto3's usual chain).
+    # Every object is written with server-side encryption: AES256, or aws:kms with the key id.
+    artifact_backend: Literal["local", "s3"] = "local"
+    artifact_s3_bucket: str | None = None
+    artifact_s3_prefix: str = Field(default="", max_length=200, pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]*/)*$")
+    artifact_s3_endpoint_url: str | None = None
+    artifact_s3_region: str | None = None
+    artifact_s3_sse: Literal["AES256", "aws:kms"] = "AES256"
+    artifact_s3_kms_key_id: str | None = None
+    artifact_s3_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
     @field_validator("jwt_issuers", mode="before")
     @classmethod
@@ -385,6 +396,12 @@ class Settings(BaseSettings):
             raise ConfigurationError("TENANTGATE_ARTIFACT_URL_TTL_S must not exceed TENANTGATE_ARTIFACT_URL_MAX_TTL_S.")
         if self.artifact_url_key is not None and len(self.artifact_url_key.get_secret_value()) < 32:
             raise ConfigurationError("TENANTGATE_ARTIFACT_URL_KEY must be at least 32 characters of random data.")
+        if self.artifact_backend == "s3" and not self.artifact_s3_bucket:
+            raise ConfigurationError("TENANTGATE_ARTIFACT_BACKEND=s3 needs TENANTGATE_ARTIFACT_S3_BUCKET.")
+        if (self.artifact_s3_sse == "aws:kms") != (self.artifact_s3_kms_key_id is not None):
+            raise ConfigurationError(
+                "TENANTGATE_ARTIFACT_S3_KMS_KEY_ID goes with TENANTGATE_ARTIFACT_S3_SSE=aws:kms (and only with it)."
+            )
         if self.shell_timeout_s > self.shell_max_timeout_s:
             raise ConfigurationError("TENANTGATE_SHELL_TIMEOUT_S must not exceed TENANTGATE_SHELL_MAX_TIMEOUT_S.")
         if self.egress_allow_private and self.mode is DeploymentMode.SAAS:

@@ -13,7 +13,15 @@ from ipaddress import ip_network
 import httpx
 
 from tenantgate.agent import AgentRuntime, PlannerFactory, PlannerHttp, ProviderDefaults, RuntimeLimits
-from tenantgate.artifacts import ArtifactLimits, ArtifactStore, LocalStorage, ToolArtifacts, UrlSigner
+from tenantgate.artifacts import (
+    ArtifactLimits,
+    ArtifactStorage,
+    ArtifactStore,
+    LocalStorage,
+    S3Storage,
+    ToolArtifacts,
+    UrlSigner,
+)
 from tenantgate.audit import AuditLog
 from tenantgate.auth import (
     Authenticator,
@@ -64,6 +72,7 @@ __all__ = [
     "Installation",
     "Outside",
     "Services",
+    "artifact_storage",
     "artifact_store",
     "build_registry",
     "egress_policy",
@@ -182,8 +191,26 @@ def egress_policy(settings: Settings) -> EgressPolicy:
     )
 
 
+def artifact_storage(settings: Settings) -> ArtifactStorage:
+    """The configured artifact backend: the local directory, or an S3 bucket checked reachable now."""
+    if settings.artifact_backend == "local":
+        return LocalStorage(settings.artifacts_dir)
+    assert settings.artifact_s3_bucket is not None  # Settings.check
+    storage = S3Storage(
+        bucket=settings.artifact_s3_bucket,
+        prefix=settings.artifact_s3_prefix,
+        region=settings.artifact_s3_region,
+        endpoint_url=settings.artifact_s3_endpoint_url,
+        sse=settings.artifact_s3_sse,
+        kms_key_id=settings.artifact_s3_kms_key_id,
+        timeout_s=settings.artifact_s3_timeout_s,
+    )
+    storage.check()  # refuse to start against a bucket we cannot reach
+    return storage
+
+
 def artifact_store(settings: Settings, *, db: Database, audit: AuditLog, pepper: bytes) -> ArtifactStore:
-    """The artifact service on the local directory backend, signing URLs with the settings' key or the pepper."""
+    """The artifact service on the configured backend, signing local URLs with the settings' key or the pepper."""
     key = settings.artifact_url_key.get_secret_value().encode("utf-8") if settings.artifact_url_key else pepper
     limits = ArtifactLimits(
         max_bytes=settings.artifact_max_bytes,
@@ -191,9 +218,7 @@ def artifact_store(settings: Settings, *, db: Database, audit: AuditLog, pepper:
         url_ttl_s=settings.artifact_url_ttl_s,
         url_max_ttl_s=settings.artifact_url_max_ttl_s,
     )
-    return ArtifactStore(
-        db=db, audit=audit, storage=LocalStorage(settings.artifacts_dir), signer=UrlSigner(key), limits=limits
-    )
+    return ArtifactStore(db=db, audit=audit, storage=artifact_storage(settings), signer=UrlSigner(key), limits=limits)
 
 
 def tool_artifacts(store: ArtifactStore, cache: PolicyCache) -> ToolArtifacts:

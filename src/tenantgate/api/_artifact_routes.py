@@ -1,10 +1,11 @@
-"""Private artifacts over HTTP: upload, read (streamed), and signed URLs that need no API key.
+"""Private artifacts over HTTP: upload, read (streamed), delete, and signed URLs that need no API key.
 
 Nothing is public. ``GET /v1/artifacts/{id}`` serves only the owning tenant's callers;
-``POST /v1/artifacts/{id}/url`` mints a short-lived URL bound to tenant, artifact and expiry,
-which ``GET /v1/artifact-urls/...`` verifies before anything is looked up. Content is always
-served as a download with ``nosniff`` and a sandboxing CSP, so a stored HTML page can never
-run as a page of this origin.
+``POST /v1/artifacts/{id}/url`` mints a short-lived URL bound to tenant, artifact and expiry:
+on the local backend one that ``GET /v1/artifact-urls/...`` verifies before anything is looked
+up, on S3 a presigned GET. ``POST /v1/artifacts/{id}/revoke-urls`` stops every URL minted so
+far. Content is always served as a download (with ``nosniff`` and a sandboxing CSP here), so a
+stored HTML page can never run as a page of this origin.
 """
 
 from __future__ import annotations
@@ -53,8 +54,13 @@ class SignedUrlIn(BaseModel):
 
 
 class SignedUrlOut(BaseModel):
-    url: str
+    url: str  # a path on this API (local backend) or an absolute presigned URL (S3)
     expires_at: int
+
+
+class RevokedUrlsOut(BaseModel):
+    artifact_id: uuid.UUID
+    url_generation: int  # URLs minted from now on carry this generation; older ones are refused
 
 
 @router.post("/v1/artifacts", response_model=ArtifactOut, status_code=201)
@@ -101,6 +107,19 @@ async def mint_artifact_url(
     return SignedUrlOut(url=url.path, expires_at=url.expires_at)
 
 
+@router.post("/v1/artifacts/{artifact_id}/revoke-urls", response_model=RevokedUrlsOut)
+async def revoke_artifact_urls(artifact_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> RevokedUrlsOut:
+    """Make every URL minted so far for this artifact stop working; URLs minted afterwards work."""
+    generation = await services.artifacts.revoke_urls(ctx, artifact_id)
+    return RevokedUrlsOut(artifact_id=artifact_id, url_generation=generation)
+
+
+@router.delete("/v1/artifacts/{artifact_id}", response_model=ArtifactOut)
+async def delete_artifact(artifact_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> ArtifactOut:
+    """Delete the artifact and its stored bytes; its URLs stop working."""
+    return ArtifactOut.of(await services.artifacts.delete(ctx, artifact_id))
+
+
 @router.get("/v1/artifact-urls/{tenant_id}/{artifact_id}", response_class=StreamingResponse)
 async def read_signed_artifact(
     request: Request,
@@ -109,13 +128,14 @@ async def read_signed_artifact(
     services: ServicesDep,
     expires: Annotated[int, Query(ge=0, le=2**40)],
     sig: Annotated[str, Query(min_length=1, max_length=100)],
+    gen: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> StreamingResponse:
     """Serve an artifact to the holder of a live signed URL; the signature is checked before any lookup."""
-    services.artifacts.verify_url(tenant_id, artifact_id, expires, sig)
+    services.artifacts.verify_url(tenant_id, artifact_id, expires, sig, generation=gen)
     if (await services.tenants.get(tenant_id)).status is not TenantStatus.ACTIVE:
         raise ArtifactUrlInvalid("This artifact link is not valid.")  # a suspended tenant's links stop with its keys
     ctx = system_context(tenant_id, mode=services.settings.mode, request_id=request.state.request_id)
-    artifact, chunks = await services.artifacts.open(ctx, artifact_id, via="url")
+    artifact, chunks = await services.artifacts.open(ctx, artifact_id, via="url", url_generation=gen)
     return _stream(artifact, chunks)
 
 

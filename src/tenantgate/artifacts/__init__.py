@@ -1,8 +1,9 @@
 """Private tenant artifacts: content stored by reference, read back only by its tenant or a signed URL."""
 
+from tenantgate.artifacts._s3 import S3Storage
 from tenantgate.artifacts._signing import ArtifactUrlInvalid, SignedUrl, UrlSigner
 from tenantgate.artifacts._sniff import OCTET_STREAM, sniff
-from tenantgate.artifacts._storage import ArtifactStorage, LocalStorage, new_storage_key
+from tenantgate.artifacts._storage import ArtifactStorage, ArtifactStorageUnavailable, LocalStorage, new_storage_key
 from tenantgate.artifacts._store import (
     RETENTION_CLASSES,
     Artifact,
@@ -20,10 +21,12 @@ __all__ = [
     "ArtifactLimits",
     "ArtifactNotFound",
     "ArtifactStorage",
+    "ArtifactStorageUnavailable",
     "ArtifactStore",
     "ArtifactTooLarge",
     "ArtifactUrlInvalid",
     "LocalStorage",
+    "S3Storage",
     "SignedUrl",
     "ToolArtifacts",
     "UrlSigner",

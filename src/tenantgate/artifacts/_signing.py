@@ -1,4 +1,7 @@
-"""Signed artifact URLs: HMAC over tenant, artifact and expiry, verified by tenantgate itself.
+"""Signed artifact URLs: HMAC over tenant, artifact, expiry and URL generation, verified by tenantgate itself.
+
+The generation is the artifact's ``url_generation`` when the URL was minted; revoking an
+artifact's URLs bumps it, so every URL minted before stops verifying while new ones work.
 
 The key is derived from the server pepper (or given as ``TENANTGATE_ARTIFACT_URL_KEY``), so
 every API process of an installation verifies the same URLs. A refusal never says why: an
@@ -18,7 +21,7 @@ from tenantgate.errors import PermissionDenied
 
 __all__ = ["ArtifactUrlInvalid", "SignedUrl", "UrlSigner"]
 
-_CONTEXT = b"tenantgate artifact url v1"
+_CONTEXT = b"tenantgate artifact url v2"
 
 
 class ArtifactUrlInvalid(PermissionDenied):
@@ -41,21 +44,40 @@ class UrlSigner:
     def __init__(self, secret: bytes) -> None:
         self._key = hmac.new(secret, _CONTEXT, hashlib.sha256).digest()
 
-    def _sign(self, tenant_id: uuid.UUID, artifact_id: uuid.UUID, expires: int) -> str:
-        message = f"{tenant_id}:{artifact_id}:{expires}".encode()
+    def _sign(self, tenant_id: uuid.UUID, artifact_id: uuid.UUID, expires: int, generation: int) -> str:
+        message = f"{tenant_id}:{artifact_id}:{expires}:{generation}".encode()
         mac = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
-    def mint(self, tenant_id: uuid.UUID, artifact_id: uuid.UUID, ttl_s: int, *, now: float | None = None) -> SignedUrl:
+    def mint(
+        self,
+        tenant_id: uuid.UUID,
+        artifact_id: uuid.UUID,
+        ttl_s: int,
+        *,
+        generation: int = 0,
+        now: float | None = None,
+    ) -> SignedUrl:
         expires = int(now if now is not None else time.time()) + ttl_s
-        sig = self._sign(tenant_id, artifact_id, expires)
-        return SignedUrl(f"/v1/artifact-urls/{tenant_id}/{artifact_id}?expires={expires}&sig={sig}", expires)
+        sig = self._sign(tenant_id, artifact_id, expires, generation)
+        query = f"expires={expires}&gen={generation}&sig={sig}"
+        return SignedUrl(f"/v1/artifact-urls/{tenant_id}/{artifact_id}?{query}", expires)
 
     def verify(
-        self, tenant_id: uuid.UUID, artifact_id: uuid.UUID, expires: int, sig: str, *, now: float | None = None
+        self,
+        tenant_id: uuid.UUID,
+        artifact_id: uuid.UUID,
+        expires: int,
+        sig: str,
+        *,
+        generation: int = 0,
+        now: float | None = None,
     ) -> None:
-        """Raise :class:`ArtifactUrlInvalid` unless ``sig`` is ours for these values and not expired."""
-        expected = self._sign(tenant_id, artifact_id, expires)
+        """Raise :class:`ArtifactUrlInvalid` unless ``sig`` is ours for these values and not expired.
+
+        Whether ``generation`` is still the artifact's current one is the caller's check (it needs the row).
+        """
+        expected = self._sign(tenant_id, artifact_id, expires, generation)
         valid = hmac.compare_digest(expected.encode("ascii"), sig.encode("utf-8", "replace"))
         if not valid or expires <= (now if now is not None else time.time()):
             raise ArtifactUrlInvalid("This artifact link is not valid.")

@@ -3,6 +3,8 @@
 Storage keys are opaque (``<tenant id>/<random hex>``): they name the owning tenant, so a
 purge can find everything of one tenant, and reveal nothing else. The row in
 ``tenantgate.artifacts`` is the only way to a key; storage itself makes no access decision.
+A backend either leaves signed URLs to tenantgate (``presigns`` false: the local directory)
+or mints them itself (S3: presigned GETs, revoked by moving the object to a new key).
 """
 
 from __future__ import annotations
@@ -11,16 +13,22 @@ import os
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
-from tenantgate.errors import ConfigurationError, InvalidInput
+from tenantgate.errors import ConfigurationError, InvalidInput, TenantgateError
 
-__all__ = ["ArtifactStorage", "LocalStorage", "new_storage_key"]
+__all__ = ["ArtifactStorage", "ArtifactStorageUnavailable", "LocalStorage", "check_storage_key", "new_storage_key"]
 
 _KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[0-9a-f]{32}$")
 _CHUNK = 64 * 1024
+
+
+class ArtifactStorageUnavailable(TenantgateError):
+    """The artifact storage backend cannot be reached or refused the request; nothing was served or changed."""
+
+    code = "artifact_storage_unavailable"
 
 
 def new_storage_key(tenant_id: uuid.UUID) -> str:
@@ -28,8 +36,18 @@ def new_storage_key(tenant_id: uuid.UUID) -> str:
     return f"{tenant_id}/{secrets.token_hex(16)}"
 
 
+def check_storage_key(key: str) -> str:
+    """``key`` if it has the shape of a storage key; keys come from our rows, but are checked before use."""
+    if not _KEY.fullmatch(key):
+        raise InvalidInput("Not an artifact storage key.")
+    return key
+
+
 class ArtifactStorage(Protocol):
     """Byte storage by opaque key. Blocking: callers run it off the event loop."""
+
+    # True when the backend serves signed URLs itself (``presign``); false when tenantgate signs them.
+    presigns: bool
 
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` atomically: a reader sees all of it or nothing."""
@@ -43,18 +61,26 @@ class ArtifactStorage(Protocol):
         """Remove ``key``; a missing key is not an error."""
         ...
 
+    def copy(self, source: str, target: str) -> None:
+        """Store the bytes under ``source`` also under ``target`` (a new key)."""
+        ...
+
+    def presign(self, key: str, *, ttl_s: int, content_type: str, filename: str) -> str:
+        """A URL that serves ``key`` as a download for ``ttl_s`` seconds (only when ``presigns``)."""
+        ...
+
 
 class LocalStorage:
     """A directory on this machine: one 0700 directory per tenant, files 0600, written atomically."""
+
+    presigns = False
 
     def __init__(self, root: Path) -> None:
         self._root = root
 
     def _path(self, key: str) -> Path:
         # Keys come from our own rows, but a key is still checked before it becomes a path.
-        if not _KEY.fullmatch(key):
-            raise InvalidInput("Not an artifact storage key.")
-        tenant, name = key.split("/")
+        tenant, name = check_storage_key(key).split("/")
         return self._root / tenant / name
 
     def _ensure_dir(self, path: Path) -> None:
@@ -63,14 +89,17 @@ class LocalStorage:
             raise ConfigurationError(f"{path} is accessible by other users: run `chmod 700 {path}`.")
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
+        self._write(self._path(key), [data])
+
+    def _write(self, path: Path, chunks: Iterable[bytes]) -> None:
         self._ensure_dir(self._root)
         self._ensure_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                for chunk in chunks:
+                    f.write(chunk)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)  # atomic on one filesystem: never a half-written artifact
@@ -90,3 +119,9 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def copy(self, source: str, target: str) -> None:
+        self._write(self._path(target), self.chunks(source))
+
+    def presign(self, key: str, *, ttl_s: int, content_type: str, filename: str) -> str:
+        raise NotImplementedError("The local backend's URLs are signed by tenantgate (UrlSigner).")

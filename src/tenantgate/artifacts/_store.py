@@ -3,15 +3,21 @@
 Every artifact is a row in ``tenantgate.artifacts`` (row security: only its tenant sees it)
 and bytes in storage under an opaque key. Creating one checks a size cap and the tenant's
 storage quota inside the same transaction that inserts the row, under a per-tenant lock,
-so two uploads cannot both slip under the quota. Creation, reads, minted URLs and URL uses
-are audited.
+so two uploads cannot both slip under the quota. Creation, reads, minted URLs, URL uses,
+revocations and deletions are audited.
+
+Revoking an artifact's URLs bumps its ``url_generation`` (tenantgate-signed URLs carry the
+generation they were minted under) and, on a backend that presigns its own URLs (S3), moves
+the object to a fresh key and deletes the old one, so old presigned URLs find nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tenantgate.artifacts._signing import SignedUrl, UrlSigner
+from tenantgate.artifacts._signing import ArtifactUrlInvalid, SignedUrl, UrlSigner
 from tenantgate.artifacts._sniff import sniff
 from tenantgate.artifacts._storage import ArtifactStorage, new_storage_key
 from tenantgate.audit import AuditEvent, AuditLog
@@ -77,7 +83,7 @@ class Artifact:
                    run_id=row.run_id, retention_class=row.retention_class, created_at=row.created_at)  # fmt: skip
 
 
-_COLUMNS = [c for c in _a.c if c.name not in ("tenant_id", "storage_key")]
+_COLUMNS = [c for c in _a.c if c.name not in ("tenant_id", "storage_key", "url_generation")]
 
 
 class ArtifactStore:
@@ -179,17 +185,23 @@ class ArtifactStore:
         return Artifact.of(row)
 
     async def open(
-        self, ctx: TenantContext, artifact_id: uuid.UUID, *, via: str = "api"
+        self, ctx: TenantContext, artifact_id: uuid.UUID, *, via: str = "api", url_generation: int | None = None
     ) -> tuple[Artifact, Iterator[bytes]]:
-        """The artifact and its bytes (a blocking chunk iterator), the read audited."""
+        """The artifact and its bytes (a blocking chunk iterator), the read audited.
+
+        ``via="url"`` serves a verified signed URL minted under ``url_generation``: refused alike
+        (:class:`ArtifactUrlInvalid`) if the artifact is gone or its URLs were revoked since.
+        """
         async with self._db.tenant(ctx) as conn:
             row = (
                 await conn.execute(
-                    sa.select(*_COLUMNS, _a.c.storage_key).where(
+                    sa.select(*_COLUMNS, _a.c.storage_key, _a.c.url_generation).where(
                         _a.c.tenant_id == ctx.tenant_id, _a.c.id == artifact_id
                     )
                 )
             ).one_or_none()
+            if via == "url" and (row is None or row.url_generation != url_generation):
+                raise ArtifactUrlInvalid("This artifact link is not valid.")
             if row is None:
                 raise ArtifactNotFound("No such artifact.")
             action = "artifact.url_used" if via == "url" else "artifact.read"
@@ -207,11 +219,23 @@ class ArtifactStore:
             raise InvalidInput(f"A signed URL lives between 1 and {self.limits.url_max_ttl_s} seconds, not {ttl}.")
         async with self._db.tenant(ctx) as conn:
             found = (
-                await conn.execute(sa.select(_a.c.id).where(_a.c.tenant_id == ctx.tenant_id, _a.c.id == artifact_id))
+                await conn.execute(
+                    sa.select(_a.c.content_type, _a.c.storage_key, _a.c.url_generation).where(
+                        _a.c.tenant_id == ctx.tenant_id, _a.c.id == artifact_id
+                    )
+                )
             ).one_or_none()
             if found is None:
                 raise ArtifactNotFound("No such artifact.")
-            url = self._signer.mint(ctx.tenant_id, artifact_id, ttl)
+            if self._storage.presigns:
+                expires = int(time.time()) + ttl
+                presigned = await asyncio.to_thread(
+                    self._storage.presign, found.storage_key, ttl_s=ttl, content_type=found.content_type,
+                    filename=str(artifact_id),
+                )  # fmt: skip
+                url = SignedUrl(presigned, expires)
+            else:
+                url = self._signer.mint(ctx.tenant_id, artifact_id, ttl, generation=found.url_generation)
             await self._audit.append(
                 conn, ctx,
                 AuditEvent(action="artifact.url_minted", payload={
@@ -220,6 +244,79 @@ class ArtifactStore:
             )  # fmt: skip
         return url
 
-    def verify_url(self, tenant_id: uuid.UUID, artifact_id: uuid.UUID, expires: int, sig: str) -> None:
-        """Raise ``ArtifactUrlInvalid`` unless the URL was minted here for this tenant and artifact and is live."""
-        self._signer.verify(tenant_id, artifact_id, expires, sig)
+    def verify_url(
+        self, tenant_id: uuid.UUID, artifact_id: uuid.UUID, expires: int, sig: str, *, generation: int = 0
+    ) -> None:
+        """Raise ``ArtifactUrlInvalid`` unless the URL was minted here for this tenant and artifact and is live.
+
+        The generation is checked against the row when the artifact is opened (``open(via="url")``).
+        """
+        self._signer.verify(tenant_id, artifact_id, expires, sig, generation=generation)
+
+    async def revoke_urls(self, ctx: TenantContext, artifact_id: uuid.UUID) -> int:
+        """Make every URL minted so far for the artifact stop working; URLs minted afterwards work.
+
+        Returns the artifact's new URL generation. On a presigning backend the object is copied to
+        a new key and the old one deleted inside the transaction that switches the row: if storage
+        or the commit fails, the copy is undone (the old key restored if need be) and nothing changed.
+        """
+        copied = old_deleted = False
+        try:
+            async with self._db.tenant(ctx) as conn:
+                row = (
+                    await conn.execute(
+                        sa.select(_a.c.storage_key, _a.c.url_generation)
+                        .where(_a.c.tenant_id == ctx.tenant_id, _a.c.id == artifact_id)
+                        .with_for_update()  # one revocation (and its re-key) at a time per artifact
+                    )
+                ).one_or_none()
+                if row is None:
+                    raise ArtifactNotFound("No such artifact.")
+                old_key, generation = str(row.storage_key), int(row.url_generation) + 1
+                key = new_storage_key(ctx.tenant_id) if self._storage.presigns else old_key
+                await conn.execute(
+                    sa.update(_a)
+                    .where(_a.c.tenant_id == ctx.tenant_id, _a.c.id == artifact_id)
+                    .values(url_generation=generation, storage_key=key)
+                )
+                await self._audit.append(
+                    conn, ctx,
+                    AuditEvent(action="artifact.urls_revoked", payload={
+                        "artifact_id": str(artifact_id), "url_generation": generation, "rekeyed": key != old_key,
+                    }),
+                )  # fmt: skip
+                if key != old_key:
+                    await asyncio.to_thread(self._storage.copy, old_key, key)
+                    copied = True
+                    await asyncio.to_thread(self._storage.delete, old_key)
+                    old_deleted = True
+        except BaseException:
+            if copied:
+                with contextlib.suppress(Exception):  # best effort: at worst an orphan under the tenant's prefix
+                    if old_deleted:
+                        await asyncio.to_thread(self._storage.copy, key, old_key)
+                    await asyncio.to_thread(self._storage.delete, key)
+            raise
+        return generation
+
+    async def delete(self, ctx: TenantContext, artifact_id: uuid.UUID) -> Artifact:
+        """Delete the artifact: its row and its bytes in storage (URLs to it stop working), audited."""
+        async with self._db.tenant(ctx) as conn:
+            row = (
+                await conn.execute(
+                    sa.delete(_a)
+                    .where(_a.c.tenant_id == ctx.tenant_id, _a.c.id == artifact_id)
+                    .returning(*_COLUMNS, _a.c.storage_key)
+                )
+            ).one_or_none()
+            if row is None:
+                raise ArtifactNotFound("No such artifact.")
+            await self._audit.append(
+                conn, ctx,
+                AuditEvent(action="artifact.deleted", payload={
+                    "artifact_id": str(artifact_id), "size_bytes": row.size_bytes, "sha256": row.sha256,
+                }),
+            )  # fmt: skip
+            # Before the commit: if storage refuses, the row stays and the caller can retry.
+            await asyncio.to_thread(self._storage.delete, row.storage_key)
+        return Artifact.of(row)

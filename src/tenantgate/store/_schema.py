@@ -416,3 +416,6 @@ artifacts = sa.Table(
     sa.Column("retention_class", sa.Text, nullable=False),
     sa.Column("created_at", _ts, nullable=False),
 )
+
+# --- artifact URL revocation (migration 0010) ---
+artifacts.append_column(sa.Column("url_generation", sa.Integer, nullable=False, server_default="0"))
