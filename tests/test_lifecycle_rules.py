@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from tenantgate.errors import QuotaExceeded
+from tenantgate.errors import InvalidInput, QuotaExceeded
 from tenantgate.installation import Services
 from tenantgate.logs import configure_logging
 from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
@@ -282,3 +282,34 @@ async def test_history_from_the_cli_lists_and_restores(
     not_an_id = await tg(env, "history", "versions", "memory", "nope", "--tenant", tenant, ok=False)
     assert "by its id" in not_an_id.stderr
     assert (await services.cron.get(tenant_a.system, job.id)).version == 3
+
+
+# --- what a restore cannot bring back ------------------------------------------------------------
+
+
+async def test_a_one_time_job_whose_time_has_passed_cannot_come_back(
+    services: Services, tenant_a: TenantFixture
+) -> None:
+    ctx = tenant_a.system
+    then = CronStore(db=services.db, audit=services.audit, limits=TIGHT, clock=lambda: NOW)
+    later = CronStore(db=services.db, audit=services.audit, limits=TIGHT, clock=lambda: NOW.replace(month=7))
+    once = await then.add(ctx, name="launch", kind="at", schedule="2026-06-02T09:00:00+00:00", message="Launch!")
+    await then.remove(ctx, once.id)
+    with pytest.raises(InvalidInput, match="in the past"):
+        await later.restore(ctx, once.id)
+    assert [v.change for v in await later.versions(ctx, once.id)] == ["created", "removed"]
+    back = await then.restore(ctx, once.id)  # before its time it can
+    assert back.next_run_at == datetime(2026, 6, 2, 9, tzinfo=UTC)
+
+
+async def test_saving_a_forgotten_key_revives_the_same_entry_with_its_history(
+    services: Services, tenant_a: TenantFixture
+) -> None:
+    ctx = tenant_a.system
+    first, _ = await services.memory.put(ctx, "supplier/acme", "Ships Tuesdays.")
+    await services.memory.forget(ctx, "supplier/acme")
+    again, change = await services.memory.put(ctx, "supplier/acme", "Ships Fridays.")
+    assert (again.id, again.version, change) == (first.id, 3, "updated")
+    assert [v.change for v in await services.memory.versions(ctx, first.id)] == ["created", "deleted", "updated"]
+    older = await services.memory.restore(ctx, first.id, version=1)
+    assert (older.content, older.version) == ("Ships Tuesdays.", 4)
