@@ -280,6 +280,12 @@ class CredentialStore:
         its name.
         """
         require_credential_manager(ctx)
+        try:
+            return await self._restore(ctx, credential_id, version)
+        except IntegrityError as exc:  # a credential of that name was created concurrently
+            raise Conflict("A live credential took this name meanwhile: nothing was restored.") from exc
+
+    async def _restore(self, ctx: TenantContext, credential_id: uuid.UUID, version: int | None) -> CredentialInfo:
         async with self._db.tenant(ctx) as conn:
             current = (
                 await conn.execute(

@@ -46,13 +46,28 @@ def upgrade() -> None:
         """
     )
     make_tenant_owned("heartbeat_task_versions", app_privileges=_HISTORY)
+    # Existing tasks: version 1 as created; a task removed before this migration also gets its
+    # removal as version 2, so a restore finds the version before it.
     op.execute(
         """
-        INSERT INTO tenantgate.heartbeat_task_versions (tenant_id, task_id, version, definition, change, changed_by)
+        INSERT INTO tenantgate.heartbeat_task_versions
+            (tenant_id, task_id, version, definition, change, changed_at, changed_by)
         SELECT tenant_id, id, 1,
                jsonb_build_object('name', name, 'prompt', prompt, 'every_seconds', every_seconds, 'enabled', enabled),
-               CASE WHEN deleted_at IS NULL THEN 'created' ELSE 'removed' END, created_by
+               'created', created_at, created_by
         FROM tenantgate.heartbeat_tasks
+        """
+    )
+    op.execute("UPDATE tenantgate.heartbeat_tasks SET version = 2 WHERE deleted_at IS NOT NULL")
+    op.execute(
+        """
+        INSERT INTO tenantgate.heartbeat_task_versions
+            (tenant_id, task_id, version, definition, change, changed_at, changed_by)
+        SELECT tenant_id, id, 2,
+               jsonb_build_object('name', name, 'prompt', prompt, 'every_seconds', every_seconds, 'enabled', enabled),
+               'removed', deleted_at, created_by
+        FROM tenantgate.heartbeat_tasks
+        WHERE deleted_at IS NOT NULL
         """
     )
 
@@ -89,7 +104,7 @@ def upgrade() -> None:
         INSERT INTO tenantgate.credential_versions
             (tenant_id, credential_id, version, name, kind, provider, metadata, fields, change, changed_by)
         SELECT tenant_id, id, 1, name, kind, provider, metadata,
-               ARRAY(SELECT jsonb_object_keys(sealed) ORDER BY 1), 'created', created_by
+               ARRAY(SELECT k FROM jsonb_object_keys(sealed) AS k ORDER BY 1), 'created', created_by
         FROM tenantgate.credentials
         """
     )
