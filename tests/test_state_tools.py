@@ -16,7 +16,7 @@ from tenantgate.tools import Capability, Outcome, ToolEffect
 from tests.conftest import TenantFixture, new_tenant
 
 STATE_TOOLS = {
-    "memory": {"memory_search@v1", "memory_get@v1", "memory_put@v1"},
+    "memory": {"memory_search@v1", "memory_get@v1", "memory_put@v1", "memory_forget@v1"},
     "cron": {"cron@v1"},
     "heartbeat": {"heartbeat@v1"},
     "skills": {"skills_list@v1", "skill_get@v1"},

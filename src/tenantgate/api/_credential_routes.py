@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, ServicesDep
 from tenantgate.api._errors import ERROR_RESPONSES
-from tenantgate.vault import CredentialInfo, CredentialKind
+from tenantgate.api._lifecycle import IncludeDeleted, RestoreIn, version_of
+from tenantgate.vault import CredentialInfo, CredentialKind, CredentialVersion
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
@@ -54,19 +55,44 @@ class CredentialOut(BaseModel):
     created_by: uuid.UUID
     updated_at: datetime
     updated_by: uuid.UUID
+    version: int = 1
+    deleted_at: datetime | None = None
 
     @classmethod
     def of(cls, c: CredentialInfo) -> CredentialOut:
         return cls(
             id=c.id, name=c.name, kind=c.kind, provider=c.provider, fields=list(c.fields), metadata=dict(c.metadata),
             created_at=c.created_at, created_by=c.created_by, updated_at=c.updated_at, updated_by=c.updated_by,
+            version=c.version, deleted_at=c.deleted_at,
         )  # fmt: skip
 
 
+class CredentialVersionOut(BaseModel):
+    """A version of a credential's metadata; versions never hold the secret."""
+
+    version: int
+    name: str
+    kind: CredentialKind
+    provider: str | None
+    metadata: dict[str, Any]
+    fields: list[str]
+    change: str
+    changed_at: datetime
+    changed_by: uuid.UUID
+
+    @classmethod
+    def of(cls, v: CredentialVersion) -> CredentialVersionOut:
+        return cls(version=v.version, name=v.name, kind=v.kind, provider=v.provider, metadata=dict(v.metadata),
+                   fields=list(v.fields), change=v.change, changed_at=v.changed_at,
+                   changed_by=v.changed_by)  # fmt: skip
+
+
 @router.get("/credentials", response_model=list[CredentialOut], tags=["credentials"])
-async def list_credentials(ctx: Caller, services: ServicesDep) -> list[CredentialOut]:
+async def list_credentials(
+    ctx: Caller, services: ServicesDep, include_deleted: IncludeDeleted = False
+) -> list[CredentialOut]:
     """The tenant's credentials, metadata only."""
-    return [CredentialOut.of(c) for c in await services.credentials.list(ctx)]
+    return [CredentialOut.of(c) for c in await services.credentials.list(ctx, include_deleted=include_deleted)]
 
 
 @router.post("/credentials", response_model=CredentialOut, status_code=201, tags=["credentials"])
@@ -102,5 +128,21 @@ async def update_credential(
 
 @router.delete("/credentials/{credential_id}", response_model=CredentialOut, tags=["credentials"])
 async def delete_credential(credential_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> CredentialOut:
-    """Delete a credential (owner/admin)."""
+    """Delete a credential softly (owner/admin): no tool can use it; restore brings it back with its secret."""
     return CredentialOut.of(await services.credentials.delete(ctx, credential_id))
+
+
+@router.get("/credentials/{credential_id}/versions", response_model=list[CredentialVersionOut], tags=["credentials"])
+async def credential_versions(
+    credential_id: uuid.UUID, ctx: Caller, services: ServicesDep
+) -> list[CredentialVersionOut]:
+    """Every version of the credential's metadata (never its secret), deleted credentials included, oldest first."""
+    return [CredentialVersionOut.of(v) for v in await services.credentials.versions(ctx, credential_id)]
+
+
+@router.post("/credentials/{credential_id}/restore", response_model=CredentialOut, tags=["credentials"])
+async def restore_credential(
+    credential_id: uuid.UUID, ctx: Caller, services: ServicesDep, body: RestoreIn | None = None
+) -> CredentialOut:
+    """Bring back a version's metadata as a new version (owner/admin), with the secret sealed now."""
+    return CredentialOut.of(await services.credentials.restore(ctx, credential_id, version=version_of(body)))

@@ -1,4 +1,8 @@
-"""The tenant's memory over HTTP: list, search, read an entry and its versions (any member)."""
+"""The tenant's memory over HTTP: list, search, read an entry and its versions (any member).
+
+Deleting (softly) and restoring an entry needs the owner or admin role; the agent forgets
+with its ``memory_forget`` tool, through the gate.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from pydantic import BaseModel
 
 from tenantgate.api._deps import Caller, ServicesDep
 from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._lifecycle import IncludeDeleted, RestoreIn, version_of
+from tenantgate.auth import require_manager
 from tenantgate.memory import MAX_RESULTS, MAX_TAGS, MemoryEntry, MemoryHit, MemoryVersion
 
 router = APIRouter(prefix="/v1/memory", tags=["memory"], responses=ERROR_RESPONSES)
@@ -27,11 +33,12 @@ class MemoryEntryOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = None
 
     @classmethod
     def of(cls, e: MemoryEntry) -> MemoryEntryOut:
         return cls(id=e.id, key=e.key, title=e.title, content=e.content, tags=list(e.tags), version=e.version,
-                   created_at=e.created_at, updated_at=e.updated_at)  # fmt: skip
+                   created_at=e.created_at, updated_at=e.updated_at, deleted_at=e.deleted_at)  # fmt: skip
 
 
 class MemoryHitOut(BaseModel):
@@ -67,10 +74,15 @@ class MemoryVersionOut(BaseModel):
 
 @router.get("", response_model=list[MemoryEntryOut])
 async def list_memory(
-    ctx: Caller, services: ServicesDep, tag: Tags = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ctx: Caller,
+    services: ServicesDep,
+    tag: Tags = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    include_deleted: IncludeDeleted = False,
 ) -> list[MemoryEntryOut]:
     """The most recently updated entries first."""
-    return [MemoryEntryOut.of(e) for e in await services.memory.recent(ctx, limit=limit, tags=tag or ())]
+    entries = await services.memory.recent(ctx, limit=limit, tags=tag or (), include_deleted=include_deleted)
+    return [MemoryEntryOut.of(e) for e in entries]
 
 
 @router.get("/search", response_model=list[MemoryHitOut])
@@ -95,3 +107,19 @@ async def get_memory(entry_id: uuid.UUID, ctx: Caller, services: ServicesDep) ->
 async def memory_versions(entry_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> list[MemoryVersionOut]:
     """Every version of the entry, oldest first."""
     return [MemoryVersionOut.of(v) for v in await services.memory.versions(ctx, entry_id)]
+
+
+@router.delete("/{entry_id}", response_model=MemoryEntryOut)
+async def delete_memory(entry_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> MemoryEntryOut:
+    """Delete an entry softly (owner/admin): hidden everywhere, restorable with every version."""
+    require_manager(ctx)
+    return MemoryEntryOut.of(await services.memory.forget(ctx, entry_id))
+
+
+@router.post("/{entry_id}/restore", response_model=MemoryEntryOut)
+async def restore_memory(
+    entry_id: uuid.UUID, ctx: Caller, services: ServicesDep, body: RestoreIn | None = None
+) -> MemoryEntryOut:
+    """Bring back a version as a new version (owner/admin); default: the latest before the deletion."""
+    require_manager(ctx)
+    return MemoryEntryOut.of(await services.memory.restore(ctx, entry_id, version=version_of(body)))

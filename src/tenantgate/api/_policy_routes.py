@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, ServicesDep
 from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._lifecycle import RestoreIn, version_of
 from tenantgate.auth import require_manager
 from tenantgate.gate import PolicyDocument, PolicyVersion, SwitchInfo, SwitchScope
 
@@ -61,6 +62,18 @@ async def get_policy(ctx: Caller, services: ServicesDep) -> PolicyOut:
 async def put_policy(body: PolicyDocument, ctx: Caller, services: ServicesDep) -> PolicyOut:
     """Replace the policy with a new version. Validated now: unknown tools or packages are refused."""
     return PolicyOut.of(await services.policies.set_policy(ctx, body))
+
+
+@router.get("/policy/versions", response_model=list[PolicyOut], tags=["policy"])
+async def policy_versions(ctx: Caller, services: ServicesDep) -> list[PolicyOut]:
+    """Every saved version of the policy, oldest first (owner/admin)."""
+    return [PolicyOut.of(v) for v in await services.policies.versions(ctx)]
+
+
+@router.post("/policy/restore", response_model=PolicyOut, tags=["policy"])
+async def restore_policy(ctx: Caller, services: ServicesDep, body: RestoreIn | None = None) -> PolicyOut:
+    """Save an earlier version's document as the next version (owner/admin); default: the one before the current."""
+    return PolicyOut.of(await services.policies.restore(ctx, version_of(body)))
 
 
 @router.get("/kill-switches", response_model=list[SwitchOut], tags=["policy"])

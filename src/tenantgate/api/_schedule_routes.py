@@ -1,4 +1,7 @@
-"""Cron jobs and heartbeat tasks over HTTP. Members read; owners and admins change definitions."""
+"""Cron jobs and heartbeat tasks over HTTP. Members read; owners and admins change, delete and restore definitions.
+
+Versions are listed oldest first.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, ServicesDep
 from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._lifecycle import IncludeDeleted, RestoreIn, version_of
 from tenantgate.auth import require_manager
 from tenantgate.schedules import (
     MAX_EVERY_SECONDS,
@@ -19,6 +23,7 @@ from tenantgate.schedules import (
     CronJob,
     CronJobVersion,
     HeartbeatTask,
+    HeartbeatTaskVersion,
     ScheduleKind,
 )
 
@@ -47,12 +52,13 @@ class CronJobOut(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = None
 
     @classmethod
     def of(cls, j: CronJob) -> CronJobOut:
         return cls(id=j.id, name=j.name, kind=j.schedule.kind, schedule=j.schedule.spec, timezone=j.schedule.timezone,
                    message=j.message, enabled=j.enabled, next_run_at=j.next_run_at, version=j.version,
-                   created_at=j.created_at, updated_at=j.updated_at)  # fmt: skip
+                   created_at=j.created_at, updated_at=j.updated_at, deleted_at=j.deleted_at)  # fmt: skip
 
 
 class CronJobVersionOut(BaseModel):
@@ -97,19 +103,37 @@ class HeartbeatOut(BaseModel):
     next_due_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    version: int = 1
+    deleted_at: datetime | None = None
 
     @classmethod
     def of(cls, t: HeartbeatTask) -> HeartbeatOut:
         return cls(id=t.id, name=t.name, prompt=t.prompt, every_seconds=t.every_seconds, enabled=t.enabled,
-                   next_due_at=t.next_due_at, created_at=t.created_at, updated_at=t.updated_at)  # fmt: skip
+                   next_due_at=t.next_due_at, created_at=t.created_at, updated_at=t.updated_at, version=t.version,
+                   deleted_at=t.deleted_at)  # fmt: skip
+
+
+class HeartbeatVersionOut(BaseModel):
+    version: int
+    definition: dict[str, Any]
+    change: str
+    changed_at: datetime
+    changed_by: uuid.UUID
+
+    @classmethod
+    def of(cls, v: HeartbeatTaskVersion) -> HeartbeatVersionOut:
+        return cls(version=v.version, definition=v.definition, change=v.change, changed_at=v.changed_at,
+                   changed_by=v.changed_by)  # fmt: skip
 
 
 # --- cron jobs --------------------------------------------------------------------------------
 
 
 @router.get("/cron-jobs", response_model=list[CronJobOut], tags=["schedules"])
-async def list_cron_jobs(ctx: Caller, services: ServicesDep) -> list[CronJobOut]:
-    return [CronJobOut.of(j) for j in await services.cron.jobs(ctx)]
+async def list_cron_jobs(
+    ctx: Caller, services: ServicesDep, include_deleted: IncludeDeleted = False
+) -> list[CronJobOut]:
+    return [CronJobOut.of(j) for j in await services.cron.jobs(ctx, include_deleted=include_deleted)]
 
 
 @router.post("/cron-jobs", response_model=CronJobOut, status_code=201, tags=["schedules"])
@@ -131,16 +155,34 @@ async def get_cron_job(job_id: uuid.UUID, ctx: Caller, services: ServicesDep) ->
 
 @router.delete("/cron-jobs/{job_id}", response_model=CronJobOut, tags=["schedules"])
 async def remove_cron_job(job_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> CronJobOut:
+    """Remove a job softly: it stops running; restore brings it back with its schedule."""
     require_manager(ctx)
     return CronJobOut.of(await services.cron.remove(ctx, job_id))
+
+
+@router.get("/cron-jobs/{job_id}/versions", response_model=list[CronJobVersionOut], tags=["schedules"])
+async def cron_job_versions(job_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> list[CronJobVersionOut]:
+    """Every version of a job's definition, removed jobs included, oldest first."""
+    return [CronJobVersionOut.of(v) for v in await services.cron.versions(ctx, job_id)]
+
+
+@router.post("/cron-jobs/{job_id}/restore", response_model=CronJobOut, tags=["schedules"])
+async def restore_cron_job(
+    job_id: uuid.UUID, ctx: Caller, services: ServicesDep, body: RestoreIn | None = None
+) -> CronJobOut:
+    """Bring back a definition as a new version (owner/admin), scheduled from now; counts against the cap."""
+    require_manager(ctx)
+    return CronJobOut.of(await services.cron.restore(ctx, job_id, version=version_of(body)))
 
 
 # --- heartbeat tasks --------------------------------------------------------------------------
 
 
 @router.get("/heartbeats", response_model=list[HeartbeatOut], tags=["schedules"])
-async def list_heartbeats(ctx: Caller, services: ServicesDep) -> list[HeartbeatOut]:
-    return [HeartbeatOut.of(t) for t in await services.heartbeat.tasks(ctx)]
+async def list_heartbeats(
+    ctx: Caller, services: ServicesDep, include_deleted: IncludeDeleted = False
+) -> list[HeartbeatOut]:
+    return [HeartbeatOut.of(t) for t in await services.heartbeat.tasks(ctx, include_deleted=include_deleted)]
 
 
 @router.post("/heartbeats", response_model=HeartbeatOut, status_code=201, tags=["schedules"])
@@ -171,3 +213,18 @@ async def update_heartbeat(
 async def remove_heartbeat(task_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> HeartbeatOut:
     require_manager(ctx)
     return HeartbeatOut.of(await services.heartbeat.remove(ctx, task_id))
+
+
+@router.get("/heartbeats/{task_id}/versions", response_model=list[HeartbeatVersionOut], tags=["schedules"])
+async def heartbeat_versions(task_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> list[HeartbeatVersionOut]:
+    """Every version of a task's definition, removed tasks included, oldest first."""
+    return [HeartbeatVersionOut.of(v) for v in await services.heartbeat.versions(ctx, task_id)]
+
+
+@router.post("/heartbeats/{task_id}/restore", response_model=HeartbeatOut, tags=["schedules"])
+async def restore_heartbeat(
+    task_id: uuid.UUID, ctx: Caller, services: ServicesDep, body: RestoreIn | None = None
+) -> HeartbeatOut:
+    """Bring back a definition as a new version (owner/admin), due from now; counts against the cap."""
+    require_manager(ctx)
+    return HeartbeatOut.of(await services.heartbeat.restore(ctx, task_id, version=version_of(body)))

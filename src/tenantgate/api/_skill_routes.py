@@ -1,6 +1,8 @@
 """Skills over HTTP: browse the platform catalog, install, author, enable, remove (owner/admin write).
 
 Operators publish to the catalog with a platform key (``POST /v1/platform/skill-catalog``).
+Versions and restore take a skill's name (the live skill, else the one removed last) or its
+id (from ``GET /v1/skills?include_deleted=true``); versions are listed oldest first.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, Operator, ServicesDep
 from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._lifecycle import IncludeDeleted, RestoreIn, version_of
 from tenantgate.skills import MAX_SKILL_CHARS, CatalogSkill, Skill, SkillVersion
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -56,12 +59,13 @@ class SkillOut(BaseModel):
     enabled: bool
     version: int
     updated_at: datetime
+    deleted_at: datetime | None = None
 
     @classmethod
     def of(cls, s: Skill) -> SkillOut:
         return cls(id=s.id, name=s.name, description=s.description, metadata=s.metadata, source=s.source,
                    origin=s.origin, catalog_version=s.catalog_version, enabled=s.enabled, version=s.version,
-                   updated_at=s.updated_at)  # fmt: skip
+                   updated_at=s.updated_at, deleted_at=s.deleted_at)  # fmt: skip
 
 
 class SkillVersionOut(BaseModel):
@@ -97,8 +101,8 @@ async def install_skill(name: str, ctx: Caller, services: ServicesDep) -> SkillO
 
 
 @router.get("/skills", response_model=list[SkillOut], tags=["skills"])
-async def list_skills(ctx: Caller, services: ServicesDep) -> list[SkillOut]:
-    return [SkillOut.of(s) for s in await services.skills.installed(ctx)]
+async def list_skills(ctx: Caller, services: ServicesDep, include_deleted: IncludeDeleted = False) -> list[SkillOut]:
+    return [SkillOut.of(s) for s in await services.skills.installed(ctx, include_deleted=include_deleted)]
 
 
 @router.post("/skills", response_model=SkillOut, status_code=201, tags=["skills"])
@@ -123,6 +127,18 @@ async def update_skill(name: str, body: SkillPatch, ctx: Caller, services: Servi
 @router.delete("/skills/{name}", response_model=SkillOut, tags=["skills"])
 async def remove_skill(name: str, ctx: Caller, services: ServicesDep) -> SkillOut:
     return SkillOut.of(await services.skills.remove(ctx, name))
+
+
+@router.get("/skills/{name}/versions", response_model=list[SkillVersionOut], tags=["skills"])
+async def skill_versions(name: str, ctx: Caller, services: ServicesDep) -> list[SkillVersionOut]:
+    """Every version of a skill (by name or id, removed skills included), oldest first."""
+    return [SkillVersionOut.of(v) for v in await services.skills.history(ctx, name)]
+
+
+@router.post("/skills/{name}/restore", response_model=SkillOut, tags=["skills"])
+async def restore_skill(name: str, ctx: Caller, services: ServicesDep, body: RestoreIn | None = None) -> SkillOut:
+    """Bring back a version as a new version (owner/admin); default: the latest before the removal."""
+    return SkillOut.of(await services.skills.restore(ctx, name, version=version_of(body)))
 
 
 @router.post("/platform/skill-catalog", response_model=CatalogSkillOut, status_code=201, tags=["platform"])

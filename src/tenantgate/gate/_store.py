@@ -25,7 +25,7 @@ from tenantgate.errors import InvalidInput, NotFound
 from tenantgate.gate._compiled import Switches, TenantView, compile_policy
 from tenantgate.gate._compliance import PROFILES, ComplianceMode
 from tenantgate.gate._policy import PolicyDocument
-from tenantgate.store import Database, tables
+from tenantgate.store import Database, restore_target, tables
 from tenantgate.tools import ToolRegistry
 
 __all__ = ["CHANNEL", "PLATFORM", "PolicyStore", "PolicyVersion", "SwitchInfo", "SwitchScope"]
@@ -166,6 +166,60 @@ class PolicyStore:
             await conn.execute(_NOTIFY, {"payload": str(ctx.tenant_id)})
         self._changed(str(ctx.tenant_id))
         return PolicyVersion(version, document, row.created_at, ctx.principal_id)
+
+    async def versions(self, ctx: TenantContext) -> list[PolicyVersion]:
+        """Every saved version of the tenant's policy, oldest first (owner/admin)."""
+        require_manager(ctx)
+        async with self._db.tenant(ctx) as conn:
+            rows = (
+                await conn.execute(sa.select(_tp).where(_tp.c.tenant_id == ctx.tenant_id).order_by(_tp.c.version))
+            ).all()
+        return [PolicyVersion(r.version, PolicyDocument.model_validate(r.document), r.created_at, r.created_by)
+                for r in rows]  # fmt: skip
+
+    async def restore(self, ctx: TenantContext, version: int | None = None) -> PolicyVersion:
+        """Save version ``version``'s document (default: the one before the current) as the next version.
+
+        A policy is never deleted, only replaced, so a restore is a new version with an old
+        document; it is validated against this process's registry like any new policy.
+        """
+        require_manager(ctx)
+        async with self._db.tenant(ctx) as conn:
+            await conn.execute(_LOCK, {"tenant": str(ctx.tenant_id)})
+            current = (await self._current(conn, ctx.tenant_id)).version
+            if version is None:
+                if current < 2:
+                    raise InvalidInput("There is no earlier policy version to go back to; name a version instead.")
+                version = current - 1
+            history = (
+                await conn.execute(
+                    sa.select(_tp.c.version).where(_tp.c.tenant_id == ctx.tenant_id).order_by(_tp.c.version)
+                )
+            ).scalars().all()  # fmt: skip
+            target = restore_target([(v, "saved") for v in history], requested=version, deleted=False,
+                                    deletion="deleted", what="policy")  # fmt: skip
+            stored = (
+                await conn.execute(
+                    sa.select(_tp.c.document).where(_tp.c.tenant_id == ctx.tenant_id, _tp.c.version == target)
+                )
+            ).scalar_one()
+            document = PolicyDocument.model_validate(stored)
+            document.check(self._registry)
+            new_version = current + 1
+            row = (
+                await conn.execute(
+                    sa.insert(_tp)
+                    .values(tenant_id=ctx.tenant_id, version=new_version, document=document.model_dump(mode="json"),
+                            created_by=ctx.principal_id)
+                    .returning(_tp.c.created_at)
+                )
+            ).one()  # fmt: skip
+            payload = {"version": new_version, "from_version": target, "to_version": new_version,
+                       "previous_version": current}  # fmt: skip
+            await self._audit.append(conn, ctx, AuditEvent(action="policy.restored", payload=payload))
+            await conn.execute(_NOTIFY, {"payload": str(ctx.tenant_id)})
+        self._changed(str(ctx.tenant_id))
+        return PolicyVersion(new_version, document, row.created_at, ctx.principal_id)
 
     async def _current(self, conn: AsyncConnection, tenant_id: uuid.UUID) -> PolicyVersion:
         row = (

@@ -21,9 +21,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.audit import AuditEvent, AuditLog
+from tenantgate.auth import require_manager
 from tenantgate.context import TenantContext
 from tenantgate.errors import InvalidInput, NotFound
-from tenantgate.store import Database, tables
+from tenantgate.store import Database, restore_target, tables
 
 __all__ = [
     "KEY_PATTERN",
@@ -54,7 +55,7 @@ _PREVIEW_CHARS = 300
 _m, _v = tables.memory_entries, tables.memory_versions
 _ENTRY_COLUMNS = (
     _m.c.id, _m.c.key, _m.c.title, _m.c.content, _m.c.tags, _m.c.version,
-    _m.c.created_at, _m.c.updated_at,
+    _m.c.created_at, _m.c.updated_at, _m.c.deleted_at,
 )  # fmt: skip
 
 
@@ -70,11 +71,12 @@ class MemoryEntry:
     version: int
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = None
 
     @classmethod
     def of(cls, row: Any) -> MemoryEntry:
         return cls(row.id, row.key, row.title, row.content, tuple(row.tags), row.version,
-                   row.created_at, row.updated_at)  # fmt: skip
+                   row.created_at, row.updated_at, row.deleted_at)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,14 +239,18 @@ class MemoryStore:
             rows = (await conn.execute(stmt)).all()
         return [MemoryHit(r.id, r.key, r.title, r.preview, tuple(r.tags), float(r.rank), r.updated_at) for r in rows]
 
-    async def recent(self, ctx: TenantContext, *, limit: int = 50, tags: Iterable[str] = ()) -> list[MemoryEntry]:
-        """The most recently updated entries first."""
+    async def recent(
+        self, ctx: TenantContext, *, limit: int = 50, tags: Iterable[str] = (), include_deleted: bool = False
+    ) -> list[MemoryEntry]:
+        """The most recently updated entries first; deleted ones too with ``include_deleted`` (owner/admin)."""
         if not 1 <= limit <= 500:
             raise InvalidInput("limit must be between 1 and 500.")
         tag_list = _tags(tags)
+        if include_deleted:
+            require_manager(ctx)
         stmt = (
             sa.select(*_ENTRY_COLUMNS)
-            .where(_m.c.tenant_id == ctx.tenant_id, _m.c.deleted_at.is_(None))
+            .where(_m.c.tenant_id == ctx.tenant_id, sa.true() if include_deleted else _m.c.deleted_at.is_(None))
             .order_by(_m.c.updated_at.desc(), _m.c.id)
             .limit(limit)
         )
@@ -269,3 +275,88 @@ class MemoryStore:
             MemoryVersion(r.version, r.key, r.title, r.content, tuple(r.tags), r.change, r.changed_at, r.changed_by)
             for r in rows
         ]
+
+    async def forget(self, ctx: TenantContext, ref: uuid.UUID | str) -> MemoryEntry:
+        """Delete an entry by id or key, softly: hidden from search, reads and lists, restorable with its versions."""
+        match = _m.c.id == ref if isinstance(ref, uuid.UUID) else _m.c.key == check_key(ref)
+        async with self._db.tenant(ctx) as conn:
+            row = (
+                await conn.execute(
+                    sa.update(_m)
+                    .where(_m.c.tenant_id == ctx.tenant_id, match, _m.c.deleted_at.is_(None))
+                    .values(deleted_at=sa.func.now(), updated_at=sa.func.now(), updated_by=ctx.principal_id,
+                            version=_m.c.version + 1)
+                    .returning(*_ENTRY_COLUMNS)
+                )
+            ).one_or_none()  # fmt: skip
+            if row is None:
+                raise NotFound(f"No memory entry {str(ref)[:100]!r} in this tenant.")
+            entry = MemoryEntry.of(row)
+            await self._history(conn, ctx, entry, "deleted")
+            await self._audit.append(
+                conn, ctx,
+                AuditEvent(action="memory.deleted", payload={
+                    "entry_id": str(entry.id), "key": entry.key, "version": entry.version,
+                }),
+            )  # fmt: skip
+        return entry
+
+    async def restore(self, ctx: TenantContext, entry_id: uuid.UUID, *, version: int | None = None) -> MemoryEntry:
+        """Bring back version ``version`` (default: the latest before deletion) as a new version.
+
+        The key is the entry's identity (saving a forgotten key revives the same entry), so
+        no live entry can hold it and a memory restore never conflicts.
+        """
+        async with self._db.tenant(ctx) as conn:
+            current = (
+                await conn.execute(
+                    sa.select(*_ENTRY_COLUMNS)
+                    .where(_m.c.tenant_id == ctx.tenant_id, _m.c.id == entry_id)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if current is None:
+                raise NotFound(f"No memory entry {entry_id} in this tenant.")
+            history = (
+                await conn.execute(
+                    sa.select(_v.c.version, _v.c.change).where(
+                        _v.c.tenant_id == ctx.tenant_id, _v.c.entry_id == entry_id
+                    )
+                )
+            ).all()
+            target = restore_target([(r.version, r.change) for r in history], requested=version,
+                                    deleted=current.deleted_at is not None, deletion="deleted",
+                                    what=f"memory entry {entry_id}")  # fmt: skip
+            source = (
+                await conn.execute(
+                    sa.select(_v).where(_v.c.tenant_id == ctx.tenant_id, _v.c.entry_id == entry_id,
+                                        _v.c.version == target)
+                )
+            ).one()  # fmt: skip
+            row = (
+                await conn.execute(
+                    sa.update(_m)
+                    .where(_m.c.tenant_id == ctx.tenant_id, _m.c.id == entry_id)
+                    .values(title=source.title, content=source.content, tags=list(source.tags), deleted_at=None,
+                            version=_m.c.version + 1, updated_at=sa.func.now(), updated_by=ctx.principal_id)
+                    .returning(*_ENTRY_COLUMNS)
+                )
+            ).one()  # fmt: skip
+            entry = MemoryEntry.of(row)
+            await self._history(conn, ctx, entry, "restored")
+            await self._audit.append(
+                conn, ctx,
+                AuditEvent(action="memory.restored", payload={
+                    "entry_id": str(entry.id), "key": entry.key, "from_version": target,
+                    "to_version": entry.version, "was_deleted": current.deleted_at is not None,
+                }),
+            )  # fmt: skip
+        return entry
+
+    async def _history(self, conn: AsyncConnection, ctx: TenantContext, entry: MemoryEntry, change: str) -> None:
+        await conn.execute(
+            sa.insert(_v).values(
+                tenant_id=ctx.tenant_id, entry_id=entry.id, version=entry.version, key=entry.key, title=entry.title,
+                content=entry.content, tags=list(entry.tags), change=change, changed_by=ctx.principal_id,
+            )
+        )  # fmt: skip

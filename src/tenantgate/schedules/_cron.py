@@ -20,11 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.audit import AuditEvent, AuditLog
+from tenantgate.auth import require_manager
 from tenantgate.context import TenantContext
 from tenantgate.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from tenantgate.schedules._limits import ScheduleLimits, TenantCap
 from tenantgate.schedules._schedule import Schedule, ScheduleKind
-from tenantgate.store import Database, tables
+from tenantgate.store import Database, restore_target, tables
 
 __all__ = ["MAX_MESSAGE_CHARS", "NAME_PATTERN", "CronJob", "CronJobVersion", "CronStore", "check_name"]
 
@@ -64,12 +65,13 @@ class CronJob:
     version: int
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = None
 
     @classmethod
     def of(cls, row: Any) -> CronJob:
         schedule = Schedule(ScheduleKind(row.kind), row.schedule, row.timezone)
         return cls(row.id, row.name, schedule, row.message, row.enabled, row.next_run_at, row.version,
-                   row.created_at, row.updated_at)  # fmt: skip
+                   row.created_at, row.updated_at, row.deleted_at)  # fmt: skip
 
     def definition(self) -> dict[str, Any]:
         """What a version row keeps: everything that defines the job."""
@@ -178,14 +180,80 @@ class CronStore:
             await self._history(conn, ctx, job, "removed")
         return job
 
-    async def jobs(self, ctx: TenantContext) -> list[CronJob]:
+    async def jobs(self, ctx: TenantContext, *, include_deleted: bool = False) -> list[CronJob]:
+        """The tenant's jobs by name; removed ones too with ``include_deleted`` (owner/admin)."""
+        if include_deleted:
+            require_manager(ctx)
+        live = sa.true() if include_deleted else _j.c.deleted_at.is_(None)
         async with self._db.tenant(ctx) as conn:
             rows = (
                 await conn.execute(
-                    sa.select(_j).where(_j.c.tenant_id == ctx.tenant_id, _j.c.deleted_at.is_(None)).order_by(_j.c.name)
+                    sa.select(_j).where(_j.c.tenant_id == ctx.tenant_id, live).order_by(_j.c.name, _j.c.created_at)
                 )
             ).all()
         return [CronJob.of(r) for r in rows]
+
+    async def restore(self, ctx: TenantContext, job_id: uuid.UUID, *, version: int | None = None) -> CronJob:
+        """Bring back a definition (default: the latest before removal) as a new version, scheduled from now.
+
+        A removed job comes back only if its name is free and the tenant has room for it
+        (the same cap as adding one); its next run is computed from now, and the limits
+        that apply to a new job apply to the restored schedule.
+        """
+        now = self._clock()
+        cap = await self._tenant_cap(ctx) if self._tenant_cap is not None else self.limits.max_cron_jobs
+        async with self._db.tenant(ctx) as conn:
+            await lock_tenant(conn, ctx, "cron")
+            current = (
+                await conn.execute(
+                    sa.select(_j).where(_j.c.tenant_id == ctx.tenant_id, _j.c.id == job_id).with_for_update()
+                )
+            ).one_or_none()
+            if current is None:
+                raise NotFound(f"No cron job {job_id} in this tenant.")
+            history = (
+                await conn.execute(
+                    sa.select(_jv.c.version, _jv.c.change, _jv.c.definition)
+                    .where(_jv.c.tenant_id == ctx.tenant_id, _jv.c.job_id == job_id)
+                )
+            ).all()  # fmt: skip
+            was_deleted = current.deleted_at is not None
+            target = restore_target([(r.version, r.change) for r in history], requested=version,
+                                    deleted=was_deleted, deletion="removed", what=f"cron job {job_id}")  # fmt: skip
+            definition = next(dict(r.definition) for r in history if r.version == target)
+            parsed = Schedule.parse(definition["kind"], definition["schedule"], definition["timezone"])
+            first = self.check(parsed, now)
+            others = (
+                await conn.execute(
+                    sa.select(_j.c.name).where(_j.c.tenant_id == ctx.tenant_id, _j.c.deleted_at.is_(None),
+                                               _j.c.id != job_id)
+                )
+            ).scalars().all()  # fmt: skip
+            if definition["name"] in others:
+                raise Conflict(
+                    f"A live cron job is named {definition['name']!r} now: remove or rename that one first, then "
+                    "restore this one. Nothing was restored."
+                )
+            if was_deleted and len(others) >= cap:
+                raise QuotaExceeded(
+                    f"This tenant has {len(others)} cron jobs, the most allowed here: remove one before restoring.",
+                    limit=cap,
+                )
+            enabled = bool(definition.get("enabled", True))
+            row = (
+                await conn.execute(
+                    sa.update(_j)
+                    .where(_j.c.tenant_id == ctx.tenant_id, _j.c.id == job_id)
+                    .values(name=definition["name"], kind=parsed.kind.value, schedule=parsed.spec,
+                            timezone=parsed.timezone, message=definition["message"], enabled=enabled,
+                            next_run_at=first if enabled else None, deleted_at=None, updated_at=sa.func.now(),
+                            version=_j.c.version + 1)
+                    .returning(*_j.c)
+                )
+            ).one()  # fmt: skip
+            job = CronJob.of(row)
+            await self._history(conn, ctx, job, "restored", from_version=target)
+        return job
 
     async def get(self, ctx: TenantContext, ref: uuid.UUID | str) -> CronJob:
         async with self._db.tenant(ctx) as conn:
@@ -214,12 +282,16 @@ class CronStore:
             raise NotFound(f"No cron job {str(ref)[:100]!r} in this tenant.")
         return CronJob.of(row)
 
-    async def _history(self, conn: AsyncConnection, ctx: TenantContext, job: CronJob, change: str) -> None:
+    async def _history(
+        self, conn: AsyncConnection, ctx: TenantContext, job: CronJob, change: str, *, from_version: int | None = None
+    ) -> None:
         definition = job.definition()
         await conn.execute(
             sa.insert(_jv).values(tenant_id=ctx.tenant_id, job_id=job.id, version=job.version,
                                   definition=definition, change=change, changed_by=ctx.principal_id)
         )  # fmt: skip
         payload = {"job_id": str(job.id), "version": job.version, **definition, "message_chars": len(job.message)}
+        if from_version is not None:
+            payload |= {"from_version": from_version, "to_version": job.version}
         del payload["message"]  # the message is the tenant's content; the audit trail records its size
         await self._audit.append(conn, ctx, AuditEvent(action=f"cron.{change}", payload=payload))

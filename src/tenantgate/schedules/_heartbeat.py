@@ -18,16 +18,17 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.audit import AuditEvent, AuditLog
+from tenantgate.auth import require_manager
 from tenantgate.context import TenantContext
 from tenantgate.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from tenantgate.schedules._cron import check_message, check_name, lock_tenant
 from tenantgate.schedules._limits import ScheduleLimits, TenantCap
 from tenantgate.schedules._schedule import MAX_EVERY_SECONDS
-from tenantgate.store import Database, tables
+from tenantgate.store import Database, restore_target, tables
 
-__all__ = ["HeartbeatStore", "HeartbeatTask"]
+__all__ = ["HeartbeatStore", "HeartbeatTask", "HeartbeatTaskVersion"]
 
-_h = tables.heartbeat_tasks
+_h, _hv = tables.heartbeat_tasks, tables.heartbeat_task_versions
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +41,26 @@ class HeartbeatTask:
     next_due_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    version: int = 1
+    deleted_at: datetime | None = None
 
     @classmethod
     def of(cls, row: Any) -> HeartbeatTask:
         return cls(row.id, row.name, row.prompt, row.every_seconds, row.enabled, row.next_due_at,
-                   row.created_at, row.updated_at)  # fmt: skip
+                   row.created_at, row.updated_at, row.version, row.deleted_at)  # fmt: skip
+
+    def definition(self) -> dict[str, Any]:
+        """What a version row keeps: everything that defines the task."""
+        return {"name": self.name, "prompt": self.prompt, "every_seconds": self.every_seconds, "enabled": self.enabled}
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatTaskVersion:
+    version: int
+    definition: dict[str, Any]
+    change: str
+    changed_at: datetime
+    changed_by: uuid.UUID
 
 
 def _now() -> datetime:
@@ -104,6 +120,7 @@ class HeartbeatStore:
                     sa.insert(_h).values(
                         tenant_id=ctx.tenant_id, id=uuid.uuid4(), name=name, prompt=prompt,
                         every_seconds=every_seconds, enabled=True, next_due_at=due, created_by=ctx.principal_id,
+                        version=1,
                     ).returning(*_h.c)
                 )
             ).one()  # fmt: skip
@@ -123,7 +140,7 @@ class HeartbeatStore:
         now = self._clock()
         async with self._db.tenant(ctx) as conn:
             current = await self._find(conn, ctx, ref)
-            values: dict[str, Any] = {"updated_at": sa.func.now()}
+            values: dict[str, Any] = {"updated_at": sa.func.now(), "version": _h.c.version + 1}
             if prompt is not None:
                 values["prompt"] = prompt
             every = every_seconds if every_seconds is not None else current.every_seconds
@@ -161,7 +178,8 @@ class HeartbeatStore:
             row = (
                 await conn.execute(
                     sa.update(_h).where(_h.c.tenant_id == ctx.tenant_id, _h.c.id == current.id)
-                    .values(deleted_at=sa.func.now(), updated_at=sa.func.now(), next_due_at=None)
+                    .values(deleted_at=sa.func.now(), updated_at=sa.func.now(), next_due_at=None,
+                            version=_h.c.version + 1)
                     .returning(*_h.c)
                 )
             ).one()  # fmt: skip
@@ -169,14 +187,93 @@ class HeartbeatStore:
             await self._audited(conn, ctx, task, "removed")
         return task
 
-    async def tasks(self, ctx: TenantContext) -> list[HeartbeatTask]:
+    async def tasks(self, ctx: TenantContext, *, include_deleted: bool = False) -> list[HeartbeatTask]:
+        """The tenant's tasks by name; removed ones too with ``include_deleted`` (owner/admin)."""
+        if include_deleted:
+            require_manager(ctx)
+        live = sa.true() if include_deleted else _h.c.deleted_at.is_(None)
         async with self._db.tenant(ctx) as conn:
             rows = (
                 await conn.execute(
-                    sa.select(_h).where(_h.c.tenant_id == ctx.tenant_id, _h.c.deleted_at.is_(None)).order_by(_h.c.name)
+                    sa.select(_h).where(_h.c.tenant_id == ctx.tenant_id, live).order_by(_h.c.name, _h.c.created_at)
                 )
             ).all()
         return [HeartbeatTask.of(r) for r in rows]
+
+    async def versions(self, ctx: TenantContext, task_id: uuid.UUID) -> list[HeartbeatTaskVersion]:
+        """Every version of a task's definition (removed tasks included), oldest first."""
+        async with self._db.tenant(ctx) as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(_hv)
+                    .where(_hv.c.tenant_id == ctx.tenant_id, _hv.c.task_id == task_id)
+                    .order_by(_hv.c.version)
+                )
+            ).all()
+        if not rows:
+            raise NotFound(f"No heartbeat task {task_id} in this tenant.")
+        return [HeartbeatTaskVersion(r.version, dict(r.definition), r.change, r.changed_at, r.changed_by) for r in rows]
+
+    async def restore(self, ctx: TenantContext, task_id: uuid.UUID, *, version: int | None = None) -> HeartbeatTask:
+        """Bring back a definition (default: the latest before removal) as a new version, due from now.
+
+        A removed task comes back only if its name is free and the tenant has room for it
+        (the same cap as adding one); the interval limits of a new task apply.
+        """
+        now = self._clock()
+        cap = await self._tenant_cap(ctx) if self._tenant_cap is not None else self.limits.max_heartbeat_tasks
+        async with self._db.tenant(ctx) as conn:
+            await lock_tenant(conn, ctx, "heartbeat")
+            current = (
+                await conn.execute(
+                    sa.select(_h).where(_h.c.tenant_id == ctx.tenant_id, _h.c.id == task_id).with_for_update()
+                )
+            ).one_or_none()
+            if current is None:
+                raise NotFound(f"No heartbeat task {task_id} in this tenant.")
+            history = (
+                await conn.execute(
+                    sa.select(_hv.c.version, _hv.c.change, _hv.c.definition)
+                    .where(_hv.c.tenant_id == ctx.tenant_id, _hv.c.task_id == task_id)
+                )
+            ).all()  # fmt: skip
+            was_deleted = current.deleted_at is not None
+            target = restore_target([(r.version, r.change) for r in history], requested=version,
+                                    deleted=was_deleted, deletion="removed",
+                                    what=f"heartbeat task {task_id}")  # fmt: skip
+            definition = next(dict(r.definition) for r in history if r.version == target)
+            every = self._check_every(int(definition["every_seconds"]))
+            others = (
+                await conn.execute(
+                    sa.select(_h.c.name).where(_h.c.tenant_id == ctx.tenant_id, _h.c.deleted_at.is_(None),
+                                               _h.c.id != task_id)
+                )
+            ).scalars().all()  # fmt: skip
+            if definition["name"] in others:
+                raise Conflict(
+                    f"A live heartbeat task is named {definition['name']!r} now: remove that one first, then "
+                    "restore this one. Nothing was restored."
+                )
+            if was_deleted and len(others) >= cap:
+                raise QuotaExceeded(
+                    f"This tenant has {len(others)} heartbeat tasks, the most allowed here: remove one before "
+                    "restoring.",
+                    limit=cap,
+                )
+            enabled = bool(definition.get("enabled", True))
+            row = (
+                await conn.execute(
+                    sa.update(_h)
+                    .where(_h.c.tenant_id == ctx.tenant_id, _h.c.id == task_id)
+                    .values(name=definition["name"], prompt=definition["prompt"], every_seconds=every,
+                            enabled=enabled, next_due_at=now + timedelta(seconds=every) if enabled else None,
+                            deleted_at=None, updated_at=sa.func.now(), version=_h.c.version + 1)
+                    .returning(*_h.c)
+                )
+            ).one()  # fmt: skip
+            task = HeartbeatTask.of(row)
+            await self._audited(conn, ctx, task, "restored", from_version=target)
+        return task
 
     async def get(self, ctx: TenantContext, ref: uuid.UUID | str) -> HeartbeatTask:
         async with self._db.tenant(ctx) as conn:
@@ -191,7 +288,17 @@ class HeartbeatStore:
             raise NotFound(f"No heartbeat task {str(ref)[:100]!r} in this tenant.")
         return HeartbeatTask.of(row)
 
-    async def _audited(self, conn: AsyncConnection, ctx: TenantContext, task: HeartbeatTask, change: str) -> None:
+    async def _audited(
+        self, conn: AsyncConnection, ctx: TenantContext, task: HeartbeatTask, change: str,
+        *, from_version: int | None = None,
+    ) -> None:  # fmt: skip
+        """Write the task's version row and its audit event, in the caller's transaction."""
+        await conn.execute(
+            sa.insert(_hv).values(tenant_id=ctx.tenant_id, task_id=task.id, version=task.version,
+                                  definition=task.definition(), change=change, changed_by=ctx.principal_id)
+        )  # fmt: skip
         payload = {"task_id": str(task.id), "name": task.name, "every_seconds": task.every_seconds,
-                   "enabled": task.enabled, "prompt_chars": len(task.prompt)}  # fmt: skip
+                   "enabled": task.enabled, "prompt_chars": len(task.prompt), "version": task.version}  # fmt: skip
+        if from_version is not None:
+            payload |= {"from_version": from_version, "to_version": task.version}
         await self._audit.append(conn, ctx, AuditEvent(action=f"heartbeat.{change}", payload=payload))

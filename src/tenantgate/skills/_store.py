@@ -26,7 +26,7 @@ from tenantgate.auth import require_manager
 from tenantgate.context import TenantContext
 from tenantgate.errors import Conflict, InvalidInput, NotFound
 from tenantgate.skills._document import SKILL_NAME, SkillDocument, parse_skill
-from tenantgate.store import Database, tables
+from tenantgate.store import Database, restore_target, tables
 
 __all__ = ["CatalogSkill", "Skill", "SkillStore", "SkillVersion"]
 
@@ -66,11 +66,12 @@ class Skill:
     enabled: bool
     version: int
     updated_at: datetime
+    deleted_at: datetime | None = None
 
     @classmethod
     def of(cls, row: Any) -> Skill:
         return cls(row.id, row.name, row.description, dict(row.metadata), row.source, row.origin,
-                   row.catalog_version, row.enabled, row.version, row.updated_at)  # fmt: skip
+                   row.catalog_version, row.enabled, row.version, row.updated_at, row.deleted_at)  # fmt: skip
 
     @property
     def body(self) -> str:
@@ -191,14 +192,64 @@ class SkillStore:
             current = await self._find(conn, ctx, name)
             return await self._update(conn, ctx, current, {"deleted_at": sa.func.now(), "enabled": False}, "removed")
 
-    async def installed(self, ctx: TenantContext) -> list[Skill]:
+    async def installed(self, ctx: TenantContext, *, include_deleted: bool = False) -> list[Skill]:
+        """The tenant's skills by name; removed ones too with ``include_deleted`` (owner/admin)."""
+        if include_deleted:
+            require_manager(ctx)
+        live = sa.true() if include_deleted else _s.c.deleted_at.is_(None)
         async with self._db.tenant(ctx) as conn:
             rows = (
                 await conn.execute(
-                    sa.select(_s).where(_s.c.tenant_id == ctx.tenant_id, _s.c.deleted_at.is_(None)).order_by(_s.c.name)
+                    sa.select(_s).where(_s.c.tenant_id == ctx.tenant_id, live).order_by(_s.c.name, _s.c.updated_at)
                 )
             ).all()
         return [Skill.of(r) for r in rows]
+
+    async def lookup(self, ctx: TenantContext, ref: str) -> Skill:
+        """A skill by id (live or removed) or by name (the live one, else the one removed last)."""
+        async with self._db.tenant(ctx) as conn:
+            return await self._any(conn, ctx, ref)
+
+    async def history(self, ctx: TenantContext, ref: str) -> list[SkillVersion]:
+        """Every version of the skill named or identified by ``ref`` (removed ones included), oldest first."""
+        skill = await self.lookup(ctx, ref)
+        return await self.versions(ctx, skill.id)
+
+    async def restore(self, ctx: TenantContext, ref: str, *, version: int | None = None) -> Skill:
+        """Bring back a version (default: the latest before removal) as a new version (owner/admin).
+
+        ``ref`` is a skill id or name (see :meth:`lookup`). A removed skill comes back only
+        while no live skill holds its name.
+        """
+        require_manager(ctx)
+        async with self._db.tenant(ctx) as conn:
+            await conn.execute(_LOCK, {"tenant": str(ctx.tenant_id)})
+            current = await self._any(conn, ctx, ref)
+            history = (
+                await conn.execute(sa.select(_sv).where(_sv.c.tenant_id == ctx.tenant_id, _sv.c.skill_id == current.id))
+            ).all()
+            target = restore_target([(r.version, r.change) for r in history], requested=version,
+                                    deleted=current.deleted_at is not None, deletion="removed",
+                                    what=f"skill {current.name!r}")  # fmt: skip
+            source = next(r for r in history if r.version == target)
+            if current.deleted_at is not None and await self._live(conn, ctx, current.name) is not None:
+                raise Conflict(
+                    f"A live skill is named {current.name!r} now: remove it first, then restore this one. "
+                    "Nothing was restored."
+                )
+            doc = parse_skill(source.source)
+            values = {"description": doc.description, "metadata": doc.metadata, "source": doc.source,
+                      "origin": source.origin, "catalog_version": source.catalog_version,
+                      "enabled": source.enabled, "deleted_at": None}  # fmt: skip
+            row = (
+                await conn.execute(
+                    sa.update(_s).where(_s.c.tenant_id == ctx.tenant_id, _s.c.id == current.id)
+                    .values(version=_s.c.version + 1, updated_at=sa.func.now(), **values).returning(*_s.c)
+                )
+            ).one()  # fmt: skip
+            skill = Skill.of(row)
+            await self._history(conn, ctx, skill, "restored", from_version=target)
+        return skill
 
     async def get(self, ctx: TenantContext, name: str) -> Skill:
         async with self._db.tenant(ctx) as conn:
@@ -263,6 +314,24 @@ class SkillStore:
         ).one_or_none()
         return Skill.of(row) if row is not None else None
 
+    async def _any(self, conn: AsyncConnection, ctx: TenantContext, ref: str) -> Skill:
+        try:
+            match = _s.c.id == uuid.UUID(ref)
+        except ValueError:
+            match = _s.c.name == _name(ref)
+        row = (
+            await conn.execute(
+                sa.select(_s)
+                .where(_s.c.tenant_id == ctx.tenant_id, match)
+                # The live one first, then the most recently removed.
+                .order_by(_s.c.deleted_at.desc().nulls_first(), _s.c.updated_at.desc())
+                .limit(1)
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"No skill {str(ref)[:70]!r} in this tenant.")
+        return Skill.of(row)
+
     async def _find(self, conn: AsyncConnection, ctx: TenantContext, name: str) -> Skill:
         found = await self._live(conn, ctx, _name(name))
         if found is None:
@@ -294,7 +363,9 @@ class SkillStore:
         await self._history(conn, ctx, skill, change)
         return skill
 
-    async def _history(self, conn: AsyncConnection, ctx: TenantContext, skill: Skill, change: str) -> None:
+    async def _history(
+        self, conn: AsyncConnection, ctx: TenantContext, skill: Skill, change: str, *, from_version: int | None = None
+    ) -> None:
         await conn.execute(
             sa.insert(_sv).values(tenant_id=ctx.tenant_id, skill_id=skill.id, version=skill.version,
                                   source=skill.source, origin=skill.origin, catalog_version=skill.catalog_version,
@@ -302,4 +373,6 @@ class SkillStore:
         )  # fmt: skip
         payload = {"skill_id": str(skill.id), "name": skill.name, "version": skill.version, "origin": skill.origin,
                    "catalog_version": skill.catalog_version, "enabled": skill.enabled}  # fmt: skip
+        if from_version is not None:
+            payload |= {"from_version": from_version, "to_version": skill.version}
         await self._audit.append(conn, ctx, AuditEvent(action=f"skill.{change}", payload=payload))

@@ -5,6 +5,7 @@ from tenantgate.store._database import AuthTransaction, Database
 from tenantgate.store._embedded import EmbeddedPostgres, write_private
 from tenantgate.store._provision import DatabaseUrls, head_revision, migrate, provision
 from tenantgate.store._roles import RoleNames
+from tenantgate.store._versions import restore_target
 from tenantgate.store.rls import CURRENT_TENANT, TENANT_SETTING
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "head_revision",
     "migrate",
     "provision",
+    "restore_target",
     "tables",
     "write_private",
 ]

@@ -419,3 +419,37 @@ artifacts = sa.Table(
 
 # --- artifact URL revocation (migration 0010) ---
 artifacts.append_column(sa.Column("url_generation", sa.Integer, nullable=False, server_default="0"))
+
+# --- lifecycle: soft delete and versions (migration 0011) ------------------------------------
+
+heartbeat_tasks.append_column(sa.Column("version", sa.Integer, nullable=False, server_default="1"))
+credentials.append_column(sa.Column("deleted_at", _ts))
+credentials.append_column(sa.Column("version", sa.Integer, nullable=False, server_default="1"))
+
+heartbeat_task_versions = sa.Table(
+    "heartbeat_task_versions",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("task_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("definition", JSONB, nullable=False),
+    sa.Column("change", sa.Text, nullable=False),
+    sa.Column("changed_at", _ts, nullable=False),
+    sa.Column("changed_by", UUID(as_uuid=True), nullable=False),
+)
+
+credential_versions = sa.Table(
+    "credential_versions",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("credential_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("provider", sa.Text),
+    sa.Column("metadata", JSONB, nullable=False),
+    sa.Column("fields", ARRAY(sa.Text), nullable=False),
+    sa.Column("change", sa.Text, nullable=False),
+    sa.Column("changed_at", _ts, nullable=False),
+    sa.Column("changed_by", UUID(as_uuid=True), nullable=False),
+)

@@ -7,7 +7,13 @@ key-encryption keys. Every failure to open is the one :class:`CredentialUnreadab
 provider that does not answer is :class:`KeyProviderUnavailable` (fail closed).
 """
 
-from tenantgate.vault._credentials import CredentialInfo, CredentialStore, KnownValues, require_credential_manager
+from tenantgate.vault._credentials import (
+    CredentialInfo,
+    CredentialStore,
+    CredentialVersion,
+    KnownValues,
+    require_credential_manager,
+)
 from tenantgate.vault._errors import CredentialUnreadable, KeyProviderUnavailable
 from tenantgate.vault._kinds import NOT_SECRET_FIELDS, Credential, CredentialKind, required_fields, secret_values
 from tenantgate.vault._kms import AwsKms
@@ -24,6 +30,7 @@ __all__ = [
     "CredentialKind",
     "CredentialStore",
     "CredentialUnreadable",
+    "CredentialVersion",
     "KekRotation",
     "KeyProvider",
     "KeyProviderUnavailable",

@@ -9,6 +9,7 @@ transaction, with ids and names, never the secret.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import Role, TenantContext
 from tenantgate.errors import Conflict, InvalidInput, NotFound, RoleRequired
-from tenantgate.store import Database, tables
+from tenantgate.store import Database, restore_target, tables
 from tenantgate.vault._errors import CredentialUnreadable, KeyProviderUnavailable
 from tenantgate.vault._kinds import (
     Credential,
@@ -35,9 +36,10 @@ from tenantgate.vault._kinds import (
 )
 from tenantgate.vault._vault import Vault
 
-__all__ = ["CredentialInfo", "CredentialStore", "KnownValues", "require_credential_manager"]
+__all__ = ["CredentialInfo", "CredentialStore", "CredentialVersion", "KnownValues", "require_credential_manager"]
 
-_c = tables.credentials
+_c, _cv = tables.credentials, tables.credential_versions
+_LIVE = _c.c.deleted_at.is_(None)
 
 
 class KnownValues(Protocol):
@@ -61,6 +63,23 @@ class CredentialInfo:
     created_by: uuid.UUID
     updated_at: datetime
     updated_by: uuid.UUID
+    version: int = 1
+    deleted_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialVersion:
+    """One version of a credential's metadata. Versions never hold the secret or any part of it."""
+
+    version: int
+    name: str
+    kind: CredentialKind
+    provider: str | None
+    metadata: Mapping[str, Any]
+    fields: tuple[str, ...]
+    change: str
+    changed_at: datetime
+    changed_by: uuid.UUID
 
 
 def require_credential_manager(ctx: TenantContext) -> None:
@@ -75,13 +94,13 @@ def _info(row: Any) -> CredentialInfo:
         id=m["id"], name=m["name"], kind=CredentialKind(m["kind"]), provider=m["provider"],
         fields=tuple(sorted(m["sealed"])), metadata=m["metadata"], data_key_id=m["data_key_id"],
         created_at=m["created_at"], created_by=m["created_by"], updated_at=m["updated_at"],
-        updated_by=m["updated_by"],
+        updated_by=m["updated_by"], version=m["version"], deleted_at=m["deleted_at"],
     )  # fmt: skip
 
 
 _INFO_COLUMNS = (
     _c.c.id, _c.c.name, _c.c.kind, _c.c.provider, _c.c.sealed, _c.c.metadata, _c.c.data_key_id,
-    _c.c.created_at, _c.c.created_by, _c.c.updated_at, _c.c.updated_by,
+    _c.c.created_at, _c.c.created_by, _c.c.updated_at, _c.c.updated_by, _c.c.version, _c.c.deleted_at,
 )  # fmt: skip
 
 
@@ -133,16 +152,24 @@ class CredentialStore:
                         .returning(*_INFO_COLUMNS)
                     )
                 ).one()
+                await self._history(conn, ctx, row, "created")
                 await self._audit.append(conn, ctx, self._event("credential.created", row))
         except IntegrityError as exc:
             raise Conflict(f"A credential named {name!r} exists already; replace its secret instead.") from exc
         return _info(row)
 
-    async def list(self, ctx: TenantContext) -> list[CredentialInfo]:
-        """Every credential of the tenant, metadata only."""
+    async def list(self, ctx: TenantContext, *, include_deleted: bool = False) -> list[CredentialInfo]:
+        """Every credential of the tenant, metadata only; deleted ones too with ``include_deleted`` (owner/admin)."""
+        if include_deleted:
+            require_credential_manager(ctx)
+        live = sa.true() if include_deleted else _LIVE
         async with self._db.tenant(ctx) as conn:
             rows = (
-                await conn.execute(sa.select(*_INFO_COLUMNS).where(_c.c.tenant_id == ctx.tenant_id).order_by(_c.c.name))
+                await conn.execute(
+                    sa.select(*_INFO_COLUMNS)
+                    .where(_c.c.tenant_id == ctx.tenant_id, live)
+                    .order_by(_c.c.name, _c.c.created_at)
+                )
             ).all()
         return [_info(r) for r in rows]
 
@@ -151,7 +178,7 @@ class CredentialStore:
         async with self._db.tenant(ctx) as conn:
             row = (
                 await conn.execute(
-                    sa.select(*_INFO_COLUMNS).where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == credential_id)
+                    sa.select(*_INFO_COLUMNS).where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == credential_id, _LIVE)
                 )
             ).one_or_none()
         if row is None:
@@ -166,7 +193,8 @@ class CredentialStore:
         async with self._db.tenant(ctx) as conn:
             current = await self._locked(conn, ctx, credential_id)
             secret = check_secret(CredentialKind(current.kind), secret)
-            row = await self._write_secret(conn, ctx, credential_id, secret)
+            row = await self._write_secret(conn, ctx, credential_id, secret, new_version=True)
+            await self._history(conn, ctx, row, "secret_replaced")
             await self._audit.append(conn, ctx, self._event("credential.secret_replaced", row))
         return _info(row)
 
@@ -180,7 +208,9 @@ class CredentialStore:
     ) -> CredentialInfo:
         """Replace the metadata and/or the provider label; the secret is untouched. Owner/admin."""
         require_credential_manager(ctx)
-        values: dict[str, Any] = {"updated_at": sa.func.now(), "updated_by": ctx.principal_id}
+        values: dict[str, Any] = {
+            "updated_at": sa.func.now(), "updated_by": ctx.principal_id, "version": _c.c.version + 1,
+        }  # fmt: skip
         if metadata is not None:
             values["metadata"] = check_metadata(metadata)
         if provider is not None:
@@ -189,30 +219,116 @@ class CredentialStore:
             row = (
                 await conn.execute(
                     sa.update(_c)
-                    .where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == credential_id)
+                    .where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == credential_id, _LIVE)
                     .values(**values)
                     .returning(*_INFO_COLUMNS)
                 )
             ).one_or_none()
             if row is None:
                 raise NotFound("No such credential in this tenant.")
+            await self._history(conn, ctx, row, "updated")
             await self._audit.append(conn, ctx, self._event("credential.updated", row))
         return _info(row)
 
     async def delete(self, ctx: TenantContext, credential_id: uuid.UUID) -> CredentialInfo:
-        """Delete a credential; its sealed secret goes with the row. Owner/admin."""
+        """Delete a credential softly (owner/admin): no tool can use it, but it keeps its sealed secret.
+
+        A restore brings it back usable; the retention job (or a tenant purge) destroys it for good.
+        """
         require_credential_manager(ctx)
         async with self._db.tenant(ctx) as conn:
             row = (
                 await conn.execute(
-                    sa.delete(_c)
-                    .where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == credential_id)
+                    sa.update(_c)
+                    .where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == credential_id, _LIVE)
+                    .values(deleted_at=sa.func.now(), updated_at=sa.func.now(), updated_by=ctx.principal_id,
+                            version=_c.c.version + 1)
                     .returning(*_INFO_COLUMNS)
                 )
-            ).one_or_none()
+            ).one_or_none()  # fmt: skip
             if row is None:
                 raise NotFound("No such credential in this tenant.")
+            await self._history(conn, ctx, row, "deleted")
             await self._audit.append(conn, ctx, self._event("credential.deleted", row))
+        return _info(row)
+
+    async def versions(self, ctx: TenantContext, credential_id: uuid.UUID) -> builtins.list[CredentialVersion]:
+        """Every version of a credential's metadata (deleted credentials included), oldest first."""
+        async with self._db.tenant(ctx) as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(_cv)
+                    .where(_cv.c.tenant_id == ctx.tenant_id, _cv.c.credential_id == credential_id)
+                    .order_by(_cv.c.version)
+                )
+            ).all()
+        if not rows:
+            raise NotFound("No such credential in this tenant.")
+        return [
+            CredentialVersion(r.version, r.name, CredentialKind(r.kind), r.provider, r.metadata, tuple(r.fields),
+                              r.change, r.changed_at, r.changed_by)
+            for r in rows
+        ]  # fmt: skip
+
+    async def restore(
+        self, ctx: TenantContext, credential_id: uuid.UUID, *, version: int | None = None
+    ) -> CredentialInfo:
+        """Bring back a version's metadata (default: the latest before deletion) as a new version. Owner/admin.
+
+        The secret is the one sealed now (versions never hold secrets): a deleted credential
+        comes back with the secret it had, usable again. Refused while a live credential holds
+        its name.
+        """
+        require_credential_manager(ctx)
+        try:
+            return await self._restore(ctx, credential_id, version)
+        except IntegrityError as exc:  # a credential of that name was created concurrently
+            raise Conflict("A live credential took this name meanwhile: nothing was restored.") from exc
+
+    async def _restore(self, ctx: TenantContext, credential_id: uuid.UUID, version: int | None) -> CredentialInfo:
+        async with self._db.tenant(ctx) as conn:
+            current = (
+                await conn.execute(
+                    sa.select(_c.c.id, _c.c.name, _c.c.deleted_at)
+                    .where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == credential_id)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if current is None:
+                raise NotFound("No such credential in this tenant.")
+            history = (
+                await conn.execute(
+                    sa.select(_cv).where(_cv.c.tenant_id == ctx.tenant_id, _cv.c.credential_id == credential_id)
+                )
+            ).all()
+            was_deleted = current.deleted_at is not None
+            target = restore_target([(r.version, r.change) for r in history], requested=version,
+                                    deleted=was_deleted, deletion="deleted", what="credential")  # fmt: skip
+            source = next(r for r in history if r.version == target)
+            taken = (
+                await conn.execute(
+                    sa.select(_c.c.id).where(_c.c.tenant_id == ctx.tenant_id, _c.c.name == source.name, _LIVE,
+                                             _c.c.id != credential_id)
+                )
+            ).first()  # fmt: skip
+            if taken is not None:
+                raise Conflict(
+                    f"A live credential is named {source.name!r} now: delete it first (or keep it and leave this one "
+                    "deleted). Nothing was restored."
+                )
+            row = (
+                await conn.execute(
+                    sa.update(_c)
+                    .where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == credential_id)
+                    .values(name=source.name, provider=source.provider, metadata=dict(source.metadata),
+                            deleted_at=None, updated_at=sa.func.now(), updated_by=ctx.principal_id,
+                            version=_c.c.version + 1)
+                    .returning(*_INFO_COLUMNS)
+                )
+            ).one()  # fmt: skip
+            await self._history(conn, ctx, row, "restored")
+            extra = {"from_version": target, "to_version": row.version, "was_deleted": was_deleted}
+            await self._audit.append(conn, ctx, self._event("credential.restored", row, **extra))
         return _info(row)
 
     # --- the executor's side: CredentialSource ---------------------------------------------
@@ -325,7 +441,7 @@ class CredentialStore:
             await conn.execute(
                 sa.select(
                     _c.c.id, _c.c.name, _c.c.kind, _c.c.provider, _c.c.sealed, _c.c.data_key_id, _c.c.metadata
-                ).where(_c.c.tenant_id == ctx.tenant_id, _c.c.name == name)
+                ).where(_c.c.tenant_id == ctx.tenant_id, _c.c.name == name, _LIVE)
             )
         ).one_or_none()
         if row is None:
@@ -336,7 +452,7 @@ class CredentialStore:
         row = (
             await conn.execute(
                 sa.select(_c.c.id, _c.c.kind)
-                .where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == credential_id)
+                .where(_c.c.tenant_id == ctx.tenant_id, _c.c.id == credential_id, _LIVE)
                 .with_for_update()
             )
         ).one_or_none()
@@ -345,9 +461,17 @@ class CredentialStore:
         return row
 
     async def _write_secret(
-        self, conn: AsyncConnection, ctx: TenantContext, credential_id: uuid.UUID, secret: Mapping[str, str]
+        self,
+        conn: AsyncConnection,
+        ctx: TenantContext,
+        credential_id: uuid.UUID,
+        secret: Mapping[str, str],
+        *,
+        new_version: bool = False,
     ) -> Any:
         sealed = await self.vault.seal(conn, ctx, credential_id, secret)
+        # A refresh by a tool changes the secret only; a replacement by a manager is a new version.
+        bump = {"version": _c.c.version + 1} if new_version else {}
         return (
             await conn.execute(
                 sa.update(_c)
@@ -357,14 +481,27 @@ class CredentialStore:
                     data_key_id=sealed.data_key_id,
                     updated_at=sa.func.now(),
                     updated_by=ctx.principal_id,
+                    **bump,
                 )
                 .returning(*_INFO_COLUMNS)
             )
         ).one()
 
     @staticmethod
-    def _event(action: str, row: Any) -> AuditEvent:
+    async def _history(conn: AsyncConnection, ctx: TenantContext, row: Any, change: str) -> None:
+        """Write the version row of ``row``'s metadata: never the sealed secret, only its field names."""
+        m = row._mapping
+        await conn.execute(
+            sa.insert(_cv).values(
+                tenant_id=ctx.tenant_id, credential_id=m["id"], version=m["version"], name=m["name"], kind=m["kind"],
+                provider=m["provider"], metadata=dict(m["metadata"]), fields=sorted(m["sealed"]), change=change,
+                changed_by=ctx.principal_id,
+            )
+        )  # fmt: skip
+
+    @staticmethod
+    def _event(action: str, row: Any, **extra: Any) -> AuditEvent:
         m = row._mapping
         payload = {"credential_id": str(m["id"]), "name": m["name"], "kind": m["kind"], "provider": m["provider"],
-                   "fields": sorted(m["sealed"])}  # fmt: skip
+                   "fields": sorted(m["sealed"]), **extra}  # fmt: skip
         return AuditEvent(action=action, decision="succeeded", payload=payload)

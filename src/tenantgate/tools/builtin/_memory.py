@@ -22,7 +22,7 @@ from tenantgate.tools._registry import ToolPackage
 from tenantgate.tools._resources import ToolCall
 from tenantgate.tools._spec import Capability, Tool, ToolEffect, tool
 
-__all__ = ["MemoryGetArgs", "MemoryPutArgs", "MemorySearchArgs", "memory_tools"]
+__all__ = ["MemoryForgetArgs", "MemoryGetArgs", "MemoryPutArgs", "MemorySearchArgs", "memory_tools"]
 
 Tag = Field(pattern=TAG_PATTERN)
 
@@ -46,6 +46,10 @@ class MemoryGetArgs(BaseModel):
         if (self.id is None) == (self.key is None):
             raise ValueError("give exactly one of id or key")
         return self
+
+
+class MemoryForgetArgs(MemoryGetArgs):
+    """Which entry to forget: its id or its key."""
 
 
 class MemoryPutArgs(BaseModel):
@@ -101,6 +105,23 @@ def memory_tools(store: MemoryStore) -> tuple[list[Tool], list[ToolPackage]]:
         entry, change = await store.put(call.ctx, args.key, args.content, title=args.title, tags=args.tags)
         return {"id": str(entry.id), "key": entry.key, "version": entry.version, "change": change}
 
-    tools = [memory_search, memory_get, memory_put]
-    package = ToolPackage("memory", "The tenant's memory: search, read and save entries.", tuple(t.name for t in tools))
+    @tool(
+        "memory_forget@v1",
+        description=(
+            "Forget a memory entry, by id or key: it is no longer found or read. The tenant's owner or admin "
+            "can restore it; saving the same key again brings it back with new content."
+        ),
+        effect=ToolEffect.WRITE,
+        capabilities={Capability.MEMORY},
+    )
+    async def memory_forget(call: ToolCall, args: MemoryForgetArgs) -> dict[str, Any]:
+        ref: uuid.UUID | str | None = args.id if args.id is not None else args.key
+        assert ref is not None
+        entry = await store.forget(call.ctx, ref)
+        return {"id": str(entry.id), "key": entry.key, "version": entry.version, "change": "deleted"}
+
+    tools = [memory_search, memory_get, memory_put, memory_forget]
+    package = ToolPackage(
+        "memory", "The tenant's memory: search, read, save and forget entries.", tuple(t.name for t in tools)
+    )
     return tools, [package]
