@@ -416,3 +416,19 @@ artifacts = sa.Table(
     sa.Column("retention_class", sa.Text, nullable=False),
     sa.Column("created_at", _ts, nullable=False),
 )
+
+# --- run resumption (migration 0015) ---
+
+run_holds = sa.Table(
+    "run_holds",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("confirmation_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("principal_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("principal_kind", sa.Text, nullable=False),
+    sa.Column("roles", ARRAY(sa.Text), nullable=False),
+    sa.Column("state", JSONB, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False),
+)
