@@ -8,7 +8,7 @@ from tenantgate.gate._conditions import ArgCondition
 from tenantgate.gate._confirmations import ConfirmationInfo, Confirmations, ConfirmationStatus, DecisionListener
 from tenantgate.gate._decision import Code, Decision, Verdict
 from tenantgate.gate._directives import DirectiveRetry, DirectiveRunner, Enqueue
-from tenantgate.gate._gate import Gate, PolicySource, ProposedCall, QuotaHook, args_digest, evaluate
+from tenantgate.gate._gate import Gate, PolicySource, ProposedCall, QuotaHook, args_digest, evaluate, offerable
 from tenantgate.gate._policy import (
     AiRules,
     EgressRules,
@@ -63,5 +63,6 @@ __all__ = [
     "args_digest",
     "compile_policy",
     "evaluate",
+    "offerable",
     "quota_hook",
 ]
