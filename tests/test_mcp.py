@@ -7,6 +7,8 @@ what actually ran (``fixture_tools.EXECUTED``), the confirmations, and the audit
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import jwt
 import mcp_types as types
 import pytest
 import uvicorn
@@ -22,12 +25,15 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tenantgate.api import create_app
+from tenantgate.config import JwtIssuerConfig, JwtKeyConfig
+from tenantgate.context import PrincipalKind, Role
 from tenantgate.installation import Installation, Services
 from tests import fixture_tools
 from tests.conftest import TenantFixture, new_tenant
 
 CONTACT = "+4930123456"
 SEND = {"to": CONTACT, "message": "hello"}
+ISSUER, AUDIENCE, SECRET = "https://idp.mcp.test", "tenantgate-mcp", "s" * 40
 
 
 @dataclass
@@ -38,7 +44,12 @@ class Served:
 
 @pytest.fixture(scope="module")
 async def served(installation: Installation) -> AsyncIterator[Served]:
-    services = Services.build(installation, registry=fixture_tools.registry(installation.settings.mode))
+    issuer = JwtIssuerConfig(issuer=ISSUER, audience=AUDIENCE, algorithms=("HS256",),
+                             keys=(JwtKeyConfig(secret=SECRET),))  # fmt: skip
+    settings = installation.settings.model_copy(update={"jwt_issuers": (issuer,)})
+    services = Services.build(
+        dataclasses.replace(installation, settings=settings), registry=fixture_tools.registry(settings.mode)
+    )
     app = create_app(services)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
@@ -240,6 +251,25 @@ async def test_no_or_bad_token_is_401_before_mcp(served: Served, authorization: 
     assert response.json()["code"] == "unauthenticated"
     assert response.headers["www-authenticate"] == "Bearer"
     assert "jsonrpc" not in response.text
+
+
+async def test_a_jwt_is_a_bearer_token_too(served: Served) -> None:
+    a = await tenant(served)
+    member = await served.services.principals.create(
+        a.system, name="jwt user", kind=PrincipalKind.USER, roles=frozenset({Role.MEMBER}), external_id="mcp-user"
+    )
+    now = int(time.time())
+    token = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "mcp-user", "tenant_id": str(a.id), "iat": now,
+                        "exp": now + 300}, SECRET, algorithm="HS256")  # fmt: skip
+    async with mcp_session(served, token) as session:
+        names = [t.name for t in (await session.list_tools()).tools]
+        done = structured(await session.call_tool("echo__v1", {"text": "jwt"}))
+    assert "echo__v1" in names
+    assert done["output"] == {"text": "jwt"}
+    await served.services.audit.drain()
+    trail = (await api(served, "GET", "/v1/audit", a, params={"action": "gate.decided"})).json()["events"]
+    decided = next(e for e in trail if e["payload"]["call_id"] == done["call_id"])
+    assert decided["principal_id"] == str(member.id)
 
 
 async def test_the_sdk_client_with_a_bad_key_gets_nothing(served: Served) -> None:
