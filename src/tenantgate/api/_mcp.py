@@ -19,6 +19,7 @@ client calls again with the same arguments and the id, as the reserved argument
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -141,13 +142,32 @@ class McpEdge:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """The session manager's task group, for the app's lifespan (a fresh manager each time)."""
-        self._manager = StreamableHTTPSessionManager(self.server, stateless=True, json_response=True)
+        """The SDK session manager's task group, for the app's lifespan (a fresh manager each time).
+
+        The manager runs in a task of its own: its anyio cancel scope must be left by the task that
+        entered it, and a lifespan may be entered and left by different tasks (test fixtures do).
+        """
+        manager = StreamableHTTPSessionManager(self.server, stateless=True, json_response=True)
+        ready, stop = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with manager.run():
+                ready.set()
+                await stop.wait()
+
+        task = asyncio.create_task(hold())
+        waiting = asyncio.ensure_future(ready.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if task.done():
+            task.result()  # it failed to start: raise why
+        self._manager = manager
         try:
-            async with self._manager.run():
-                yield
+            yield
         finally:
             self._manager = None
+            stop.set()
+            await task
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
