@@ -200,3 +200,20 @@ async def test_an_expired_confirmation_ends_the_run_on_the_sweep(rig: Rig, http:
     assert ran(tenant, "whatsapp_send@v1") == []
     late = await decide(http, tenant, turn["confirmation_id"], "approve")
     assert late.status_code == 409
+
+
+async def test_the_resumed_run_keeps_its_step_limit(rig: Rig, http: httpx.AsyncClient) -> None:
+    wire = Wire("scripted", rig)
+    limit = rig.services.settings.agent_step_limit
+    steps: list[Any] = [[("call_1", "whatsapp_send@v1", SEND)]]
+    steps += [[(f"call_{n}", "echo@v1", {"text": str(n)})] for n in range(2, limit + 5)]
+    tenant = await tenant_with(rig, wire.planner(steps))
+    sid = await session(http, tenant)
+    turn = await say(http, tenant, sid, "Send, then loop.")
+    assert (turn["status"], turn["steps"]) == ("awaiting_confirmation", 1)
+
+    await decide(http, tenant, turn["confirmation_id"], "approve")
+    run = await settled(http, tenant, turn["run_id"])
+    assert (run["status"], run["error_code"], run["steps"]) == ("failed", "step_limit", limit)  # 1 before + the rest
+    assert len(ran(tenant, "echo@v1")) == limit - 1
+    assert ran(tenant, "whatsapp_send@v1") == [SEND]
