@@ -388,7 +388,10 @@ class Services:
             skills=skills,
             limits=RuntimeLimits(step_limit=settings.agent_step_limit, time_limit_s=settings.agent_time_limit_s),
             quotas=quotas,
+            resume_queue=queue.enqueue_resume if queue is not None else None,
         )
+        # An approved or denied confirmation resumes the run held on it (the gate does not know runs).
+        confirmations.listen(runtime.confirmation_decided)
         if "message@v1" not in registry:
             # The message tool delivers through the runtime's sessions, so it joins the registry here.
             tools, packages = message_tools(runtime)
@@ -436,9 +439,11 @@ class Services:
     async def start(self) -> None:
         """Start what runs in the background (the policy listener). Call on the serving loop."""
         await self.policy_cache.start()
+        self.runtime.start()
 
     async def stop(self) -> None:
         await self.policy_cache.stop()
+        await self.runtime.stop()
         await self.signals.drain()
         if self.queue is not None:
             await self.queue.close()

@@ -34,6 +34,7 @@ async def run_worker(services: Services) -> None:
         services.queue.serve(
             services.directives.execute,
             signals=services.signals.process,
+            resumes=services.runtime.resume,
             concurrency=settings.worker_concurrency,
             timing=timing,
         )

@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.agent._choice import PlannerFactory
+from tenantgate.agent._holds import Claim, Hold, HoldStore, lookup_context
 from tenantgate.agent._live import LiveRun
 from tenantgate.agent._planner import (
     AssistantTurn,
@@ -45,10 +49,13 @@ from tenantgate.redact import Redactor
 from tenantgate.store import Database
 from tenantgate.tools import Outcome, ToolRegistry, ToolSpec
 
-__all__ = ["AgentRuntime", "RuntimeLimits", "TurnResult"]
+__all__ = ["AgentRuntime", "ResumeQueue", "RuntimeLimits", "TurnResult"]
+
+ResumeQueue = Callable[[uuid.UUID, uuid.UUID], Awaitable[None]]  # (tenant, run): resume it on a worker
 
 _log = get_logger("tenantgate.agent")
 _TEXT = 200  # model-proposed names echoed into events are bounded
+_SWEEP_S = 15.0  # how often a process ends runs whose confirmation expired undecided
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,9 +94,27 @@ class TurnResult:
 class _Ended(Exception):
     """Ends the loop with an outcome other than a reply."""
 
-    def __init__(self, status: RunStatus, code: str | None, reason: str, confirmation_id: uuid.UUID | None = None):
+    def __init__(
+        self,
+        status: RunStatus,
+        code: str | None,
+        reason: str,
+        confirmation_id: uuid.UUID | None = None,
+        expires_at: datetime | None = None,
+    ):
         super().__init__(reason)
         self.status, self.code, self.reason, self.confirmation_id = status, code, reason, confirmation_id
+        self.expires_at = expires_at
+        # Set on the way out of the plan's calls: the results so far and the calls from the held one on.
+        self.calls: tuple[tuple[ToolResultItem, ...], tuple[PlannedCall, ...]] = ((), ())
+
+
+@dataclass(frozen=True, slots=True)
+class _Carry:
+    """What a resumed run continues with: the hold, and the approved confirmation for its held call."""
+
+    hold: Hold
+    confirmation_id: uuid.UUID
 
 
 def _short(text: str) -> str:
@@ -137,6 +162,7 @@ class AgentRuntime:
         skills: SkillLayer | None = None,
         limits: RuntimeLimits | None = None,
         quotas: Quotas | None = None,
+        resume_queue: ResumeQueue | None = None,
     ) -> None:
         self.sessions = SessionStore(db=db, audit=audit)
         self._quotas = quotas
@@ -149,6 +175,10 @@ class AgentRuntime:
         self._skills = skills
         self._limits = limits or RuntimeLimits()
         self._live: dict[uuid.UUID, LiveRun] = {}
+        self.holds = HoldStore(db=db, audit=audit)
+        self._resume_queue = resume_queue
+        self._background: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     # --- starting, awaiting, cancelling -------------------------------------------------
 
@@ -213,6 +243,113 @@ class AgentRuntime:
         live = self._live.get(run_id)
         return live if live is not None and live.ctx.tenant_id == ctx.tenant_id else None
 
+    # --- resuming a run once its confirmation is decided -----------------------------------
+
+    async def confirmation_decided(self, ctx: TenantContext, confirmation_id: uuid.UUID) -> None:
+        """A human approved or denied a confirmation: the run held on it (if any) continues or ends.
+
+        Returns at once: the run resumes on a worker (directive queue) or in this process's background.
+        """
+        run_id = await self.holds.run_for(ctx, confirmation_id)
+        if run_id is None:
+            return
+        if self._resume_queue is not None:
+            await self._resume_queue(ctx.tenant_id, run_id)
+            return
+        task = asyncio.create_task(self._resume_logged(ctx.tenant_id, run_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _resume_logged(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        try:
+            await self.resume(tenant_id, run_id)
+        except Exception as exc:  # noqa: BLE001 - in the background there is no caller: logged, not lost
+            _log.exception("run.resume_failed", run_id=str(run_id), error_type=type(exc).__name__)
+
+    async def expire_held(self, *, limit: int = 100) -> int:
+        """End runs whose confirmation expired undecided (``confirmation_expired``); how many ended."""
+        ended = 0
+        for tenant_id, run_id in await self.holds.expired(limit=limit):
+            ended += await self.resume(tenant_id, run_id) is not None
+        return ended
+
+    def start(self, *, sweep_every_s: float = _SWEEP_S) -> None:
+        """Sweep expired holds in the background of this process (call on the serving loop)."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(sweep_every_s))
+
+    async def stop(self) -> None:
+        """Stop the sweeper and wait for the runs resuming in this process's background."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.wait({self._sweeper})
+            self._sweeper = None
+        while self._background:
+            await asyncio.wait(set(self._background))
+
+    async def _sweep(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.expire_held()
+            except TenantgateError as exc:  # the database is away: the next sweep tries again
+                _log.warning("runs.sweep_failed", code=exc.code)
+
+    async def resume(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> TurnResult | None:
+        """Continue (approved) or end (denied, expired) a held run; None when there is nothing to do.
+
+        Exactly once: the claim is a conditional update (``awaiting_confirmation -> running``), so a
+        second approval, another process or the expiry sweep racing for the same run finds nothing.
+        The run continues as before: an AI execution context acting for the principal that started
+        it, within what is left of its step and wall-clock limits.
+        """
+        lookup = lookup_context(tenant_id, self._registry.mode, run_id)
+        claim = await self.holds.claim(lookup, run_id, now=datetime.now(UTC))
+        if claim is None:
+            return None
+        starter, hold = claim.starter, claim.hold
+        info = await self.runs.get(starter, run_id)
+        live = LiveRun(ctx=starter, run_id=run_id, session_id=info.session_id, store=self.runs, written=info.events)
+        self._live[run_id] = live
+        await live.emit("resumed", _resumed(claim))
+        if claim.confirmation_status in ("approved", "used"):  # used: the gate refuses it, the model is told
+            carry = _Carry(hold, claim.confirmation_id)
+            execution = starter.for_ai_execution(run_id)
+            live.task = asyncio.create_task(self._resumed_drive(starter, execution, live, carry))
+            result: TurnResult = await asyncio.shield(live.task)
+            return result
+        denied = claim.confirmation_status == "denied"
+        code = "confirmation_denied" if denied else "confirmation_expired"
+        reason = (
+            "A human denied the confirmation this run was waiting for."
+            if denied
+            else "The confirmation this run was waiting for expired before anyone approved it."
+        )
+        result = TurnResult(run_id, info.session_id, RunStatus.FAILED, None, hold.steps, hold.usage, None, code, reason)
+        try:
+            await self._finish(starter, live, result)
+        finally:
+            live.close()
+            self._live.pop(run_id, None)
+        return result
+
+    async def _resumed_drive(
+        self, ctx: TenantContext, execution: TenantContext, live: LiveRun, carry: _Carry
+    ) -> TurnResult:
+        try:
+            view = await self._policies.view(ctx)  # today's policy, not the one the run started under
+        except TenantgateError as exc:  # fail closed, and say so on the run
+            hold = carry.hold
+            result = TurnResult(live.run_id, live.session_id, RunStatus.FAILED, None, hold.steps, hold.usage,
+                                None, exc.code, exc.message)  # fmt: skip
+            try:
+                await self._finish(ctx, live, result)
+            finally:
+                live.close()
+                self._live.pop(live.run_id, None)
+            return result
+        return await self._drive(ctx, execution, view, live, carry.hold.conversation, carry)
+
     # --- the message tool's outbox -------------------------------------------------------
 
     async def deliver(
@@ -235,20 +372,35 @@ class AgentRuntime:
     # --- the loop --------------------------------------------------------------------------
 
     async def _drive(
-        self, ctx: TenantContext, execution: TenantContext, view: TenantView, live: LiveRun, conversation: Conversation
+        self,
+        ctx: TenantContext,
+        execution: TenantContext,
+        view: TenantView,
+        live: LiveRun,
+        conversation: Conversation,
+        carry: _Carry | None = None,
     ) -> TurnResult:
         state = _State(keep_raw=view.compliance.keep_raw_content, visible=view.visible)
+        spent = 0.0
+        if carry is not None:  # a resumed run: its limits count what it used before it waited
+            state.steps, state.usage, spent = carry.hold.steps, carry.hold.usage, carry.hold.elapsed_s
+        began = time.monotonic()
         planner: Planner | None = None
         status, code, reason, confirmation = RunStatus.COMPLETED, None, None, None
+        hold: tuple[Hold, datetime] | None = None
         reply: str | None = None
         try:
-            async with asyncio.timeout(self._limits.time_limit_s):
+            async with asyncio.timeout(max(0.0, self._limits.time_limit_s - spent)):
                 if view.switches.ai or view.switches.all:
                     raise _Ended(RunStatus.FAILED, "kill_switch", "A kill switch stops AI execution for this tenant.")
                 planner = await self._planners.open(execution, view, run_id=live.run_id)
-                reply = await self._loop(execution, view, planner, live, conversation, state)
+                reply = await self._loop(execution, view, planner, live, conversation, state, carry)
         except _Ended as ended:
             status, code, reason, confirmation = ended.status, ended.code, ended.reason, ended.confirmation_id
+            if status is RunStatus.AWAITING_CONFIRMATION and ended.expires_at is not None:
+                done, pending = ended.calls
+                elapsed = spent + time.monotonic() - began
+                hold = (Hold(conversation, done, pending, state.steps, state.usage, elapsed), ended.expires_at)
         except TimeoutError:
             status, code = RunStatus.FAILED, "time_limit"
             reason = f"The run did not finish within {self._limits.time_limit_s:g} s."
@@ -271,19 +423,24 @@ class AgentRuntime:
             live.run_id, live.session_id, status, reply, state.steps, state.usage, confirmation, code, reason
         )
         try:
-            await self._finish(ctx, live, result)
+            await self._finish(ctx, live, result, hold)
         finally:
             live.close()
             self._live.pop(live.run_id, None)
         return result
 
-    async def _finish(self, ctx: TenantContext, live: LiveRun, result: TurnResult) -> None:
-        """The ``finished`` event, the run's outcome, ``run.finished`` and the reply: one transaction."""
+    async def _finish(
+        self, ctx: TenantContext, live: LiveRun, result: TurnResult, hold: tuple[Hold, datetime] | None = None
+    ) -> None:
+        """The ``finished`` event, the run's outcome (and hold), ``run.finished`` and the reply: one transaction."""
 
         async def record(conn: AsyncConnection) -> None:
             if result.reply:
                 await self.sessions.add_in(conn, ctx, live.session_id, role="assistant",
                                            content=result.reply[:MAX_MESSAGE], run_id=live.run_id)  # fmt: skip
+            if hold is not None and result.confirmation_id is not None:
+                await self.holds.save(conn, ctx, live.run_id, confirmation_id=result.confirmation_id,
+                                      expires_at=hold[1], hold=hold[0])  # fmt: skip
             await self.runs.finish(conn, ctx, live.run_id, status=result.status, error_code=result.error_code,
                                    reason=result.reason, steps=result.steps, usage=result.usage,
                                    confirmation_id=result.confirmation_id)  # fmt: skip
@@ -298,10 +455,14 @@ class AgentRuntime:
         live: LiveRun,
         conversation: Conversation,
         state: _State,
+        carry: _Carry | None = None,
     ) -> str:
         # Channel-only tools (the channel's own reply) are never offered: the gate refuses them from a planner.
         found = (self._registry.get(n) for n in sorted(view.visible))
         tools = [t.spec for t in found if t is not None and not t.spec.channel_only]
+        if carry is not None:  # resumed: the held call runs with its approval, then the rest of its plan
+            hold = carry.hold
+            await self._calls(ctx, live, conversation, hold.pending, state, hold.done, carry.confirmation_id)
         while True:
             if live.cancel_requested:  # read back with every event write, so another process's cancel counts
                 raise _Ended(RunStatus.CANCELLED, "cancelled", "The run was cancelled.")
@@ -328,9 +489,28 @@ class AgentRuntime:
                 live.stage("reply", {"text": reply})
                 return reply
             conversation.turns.append(AssistantTurn(plan.text, plan.calls))
-            results = [await self._call(ctx, live, call, state) for call in plan.calls]
-            await live.flush()  # every result is on record before the planner sees it
-            conversation.turns.append(ToolResults(tuple(results)))
+            await self._calls(ctx, live, conversation, plan.calls, state)
+
+    async def _calls(
+        self,
+        ctx: TenantContext,
+        live: LiveRun,
+        conversation: Conversation,
+        calls: tuple[PlannedCall, ...],
+        state: _State,
+        done: tuple[ToolResultItem, ...] = (),
+        confirmation_id: uuid.UUID | None = None,
+    ) -> None:
+        """Run a plan's calls in order (the first with ``confirmation_id``); their results join the conversation."""
+        results = list(done)
+        for n, call in enumerate(calls):
+            try:
+                results.append(await self._call(ctx, live, call, state, confirmation_id if n == 0 else None))
+            except _Ended as ended:
+                ended.calls = (tuple(results), calls[n:])  # where a resumed run picks up
+                raise
+        await live.flush()  # every result is on record before the planner sees it
+        conversation.turns.append(ToolResults(tuple(results)))
 
     async def _planned(
         self, ctx: TenantContext, view: TenantView, planner: Planner, conversation: Conversation, tools: list[ToolSpec]
@@ -361,7 +541,14 @@ class AgentRuntime:
         finally:
             await self._quotas.settle_tokens(reservation, input_tokens=used[0], output_tokens=used[1])
 
-    async def _call(self, ctx: TenantContext, live: LiveRun, call: PlannedCall, state: _State) -> ToolResultItem:
+    async def _call(
+        self,
+        ctx: TenantContext,
+        live: LiveRun,
+        call: PlannedCall,
+        state: _State,
+        confirmation_id: uuid.UUID | None = None,
+    ) -> ToolResultItem:
         """One proposed call: read, schema-checked, decided, run; answered to the model as a data block."""
         call_id = uuid.uuid4()
         tool = _short(call.tool)
@@ -392,7 +579,11 @@ class AgentRuntime:
                 )
 
         outcome = await self._boundary.call(
-            ctx, ProposedCall(tool=call.tool, arguments=call.arguments), run_id=live.run_id, call_id=call_id
+            ctx,
+            ProposedCall(tool=call.tool, arguments=call.arguments),
+            run_id=live.run_id,
+            call_id=call_id,
+            confirmation_id=confirmation_id,
         )
         decision = outcome.decision
         decided: dict[str, Any] = {"call_id": str(call_id), **decision.summary()}
@@ -406,8 +597,9 @@ class AgentRuntime:
                 RunStatus.AWAITING_CONFIRMATION,
                 "confirmation_required",
                 f"{decision.tool} needs a human's approval before it can run: confirmation "
-                f"{outcome.confirmation.id}. Approve it, then call the tool with that confirmation id.",
+                f"{outcome.confirmation.id}. Once a human approves it, this run continues.",
                 outcome.confirmation.id,
+                outcome.confirmation.expires_at,
             )
         if decision.verdict is Verdict.DENY:
             return answer("denied", {"code": decision.code.value, "reason": decision.reason})
@@ -431,6 +623,13 @@ class AgentRuntime:
             text if state.keep_raw else None,
         )
         return answer(result.outcome.value, content, error=result.outcome is not Outcome.SUCCEEDED)
+
+
+def _resumed(claim: Claim) -> dict[str, Any]:
+    data = {"confirmation_id": str(claim.confirmation_id), "confirmation": claim.confirmation_status}
+    if claim.decided_by is not None:
+        data["decided_by"] = str(claim.decided_by)
+    return data
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from pydantic import BaseModel
+from starlette.routing import Route
 
 from tenantgate import __version__
 from tenantgate.api._agent_routes import router as agent_router
@@ -17,6 +18,7 @@ from tenantgate.api._credential_routes import router as credential_router
 from tenantgate.api._deps import ServicesDep
 from tenantgate.api._errors import ErrorBody, install_error_handlers
 from tenantgate.api._headers import SecurityHeadersMiddleware
+from tenantgate.api._mcp import McpEdge
 from tenantgate.api._memory_routes import router as memory_router
 from tenantgate.api._middleware import RequestContextMiddleware
 from tenantgate.api._platform_routes import router as platform_router
@@ -39,11 +41,14 @@ class Health(BaseModel):
 def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastAPI:
     """Build the app around ready services. Start-up refuses an unmigrated or unsafe database."""
 
+    mcp = McpEdge(services)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.db.verify()
         await services.start()
-        yield
+        async with mcp.running():  # the MCP session manager's task group lives as long as the app
+            yield
         if dispose_on_shutdown:
             await services.stop()
 
@@ -75,6 +80,7 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(webhook_router)
     app.include_router(quota_router)
     app.include_router(artifact_router)
+    app.router.routes.append(Route("/mcp", mcp, include_in_schema=False))  # the Model Context Protocol
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(SecurityHeadersMiddleware)

@@ -25,6 +25,7 @@ QUEUE = "directives"
 QUEUE_SCHEMA = "procrastinate"
 _TASK = "tenantgate.run_directive"
 _SIGNAL_TASK = "tenantgate.process_signal"
+_RESUME_TASK = "tenantgate.resume_run"
 _log = get_logger("tenantgate.directives")
 
 Handler = Callable[[uuid.UUID, uuid.UUID], Awaitable[object]]
@@ -64,6 +65,14 @@ class DirectiveQueue:
                 raise RuntimeError("this process records signals; only a worker processes them")
             await self._signal_handler(uuid.UUID(tenant_id), uuid.UUID(signal_id))
 
+        @self.app.task(name=_RESUME_TASK, queue=QUEUE, retry=retry)
+        async def resume_run(tenant_id: str, run_id: str) -> None:
+            if self._resume_handler is None:
+                raise RuntimeError("this process queues run resumptions; only a worker runs them")
+            await self._resume_handler(uuid.UUID(tenant_id), uuid.UUID(run_id))
+
+        self._resume_task = resume_run
+        self._resume_handler: Handler | None = None
         self._task = run_directive
         self._signal_task = process_signal
         self._signal_handler: Handler | None = None
@@ -95,6 +104,14 @@ class DirectiveQueue:
                 tenant_id=str(tenant_id), signal_id=str(signal_id)
             )
 
+    async def enqueue_resume(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        """Queue the resumption of a run whose confirmation was decided (a worker continues it)."""
+        await self.open()
+        with contextlib.suppress(AlreadyEnqueued):
+            await self._resume_task.configure(queueing_lock=f"resume:{run_id}").defer_async(
+                tenant_id=str(tenant_id), run_id=str(run_id)
+            )
+
     async def requeue_stalled(self, timing: WorkerTiming) -> int:
         """Put back the jobs of workers that stopped sending heartbeats (killed, or cut off)."""
         manager = self.app.job_manager
@@ -109,13 +126,15 @@ class DirectiveQueue:
         handler: Handler,
         *,
         signals: Handler | None = None,
+        resumes: Handler | None = None,
         concurrency: int = 4,
         timing: WorkerTiming | None = None,
     ) -> None:
-        """Run a worker until cancelled: jobs run ``handler(tenant_id, directive_id)`` and ``signals(...)``."""
+        """Run a worker until cancelled: jobs run ``handler(tenant_id, directive_id)``, ``signals``, ``resumes``."""
         timing = timing or WorkerTiming()
         self._handler = handler
         self._signal_handler = signals
+        self._resume_handler = resumes
         await self.open()
 
         async def sweep() -> None:

@@ -5,10 +5,10 @@ from tenantgate.gate._cache import PolicyCache, PolicyUnavailable
 from tenantgate.gate._compiled import Switches, TenantView, compile_policy
 from tenantgate.gate._compliance import PROFILES, ComplianceMode, ComplianceProfile
 from tenantgate.gate._conditions import ArgCondition
-from tenantgate.gate._confirmations import ConfirmationInfo, Confirmations, ConfirmationStatus
+from tenantgate.gate._confirmations import ConfirmationInfo, Confirmations, ConfirmationStatus, DecisionListener
 from tenantgate.gate._decision import Code, Decision, Verdict
 from tenantgate.gate._directives import DirectiveRetry, DirectiveRunner, Enqueue
-from tenantgate.gate._gate import Gate, PolicySource, ProposedCall, QuotaHook, args_digest, evaluate
+from tenantgate.gate._gate import Gate, PolicySource, ProposedCall, QuotaHook, args_digest, evaluate, offerable
 from tenantgate.gate._policy import (
     AiRules,
     EgressRules,
@@ -35,6 +35,7 @@ __all__ = [
     "ConfirmationStatus",
     "Confirmations",
     "Decision",
+    "DecisionListener",
     "DirectiveRetry",
     "DirectiveRunner",
     "EgressRules",
@@ -62,5 +63,6 @@ __all__ = [
     "args_digest",
     "compile_policy",
     "evaluate",
+    "offerable",
     "quota_hook",
 ]

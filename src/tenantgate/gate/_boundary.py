@@ -77,6 +77,7 @@ class Boundary:
         call_id: uuid.UUID | None = None,
         idempotency_key: str | None = None,
         channel: bool = False,
+        via: str | None = None,
     ) -> CallOutcome:
         """Decide, audit, and then confirm or execute. ``run_id`` ties the call to an agent run.
 
@@ -86,7 +87,8 @@ class Boundary:
 
         A tool with an effect (write, external, destructive) runs as a directive, recorded
         under ``idempotency_key`` (default: the call id) before it happens: the same key never
-        produces a second effect.
+        produces a second effect. ``via`` names an edge other than the REST API or a run
+        (``mcp``) in the ``gate.decided`` event.
         """
         call_id = call_id or uuid.uuid4()
         decision = await self.gate.decide(ctx, call, confirmed=confirmation_id is not None, channel=channel)
@@ -102,7 +104,7 @@ class Boundary:
                     reason="The confirmation is not approved for exactly this call, was used already, or expired.",
                     needed_confirmation=False,
                 )
-        await self._audit.record(ctx, self._decided(call, call_id, decision, confirmation_id, run_id))
+        await self._audit.record(ctx, self._decided(call, call_id, decision, confirmation_id, run_id, via))
 
         if decision.verdict is Verdict.CONFIRM:
             confirmation = await self._confirmations.request(ctx, decision)
@@ -159,6 +161,7 @@ class Boundary:
         decision: Decision,
         confirmation_id: uuid.UUID | None,
         run_id: uuid.UUID | None,
+        via: str | None = None,
     ) -> AuditEvent:
         # The summary can echo what the planner sent (unknown names, argument keys in errors).
         payload: dict[str, Any] = {"call_id": str(call_id), **_safe(decision.summary())}
@@ -170,6 +173,8 @@ class Boundary:
             payload["args_digest"] = decision.args_digest or args_digest(decision.arguments)
         if confirmation_id is not None:
             payload["confirmation_id"] = str(confirmation_id)
+        if via is not None:
+            payload["via"] = via
         return AuditEvent(
             action="gate.decided",
             decision=decision.verdict.value,

@@ -9,7 +9,7 @@ same responsible principal run that exact call once, before it expires.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -25,7 +25,10 @@ from tenantgate.redact import Redactor
 from tenantgate.store import Database, tables
 from tenantgate.tools import ToolRegistry
 
-__all__ = ["ConfirmationInfo", "ConfirmationStatus", "Confirmations"]
+__all__ = ["ConfirmationInfo", "ConfirmationStatus", "Confirmations", "DecisionListener"]
+
+# Told after a human's approval or denial is committed (the runtime resumes the run held on it).
+DecisionListener = Callable[[TenantContext, uuid.UUID], Awaitable[None]]
 
 _c = tables.confirmations
 DEFAULT_TTL = timedelta(minutes=15)
@@ -86,6 +89,14 @@ class Confirmations:
         self._audit = audit
         self._ttl = ttl
         self._clock = clock
+        self._listeners: list[DecisionListener] = []
+
+    def listen(self, listener: DecisionListener) -> None:
+        """Call ``listener(ctx, confirmation_id)`` after each approval or denial is committed.
+
+        The gate does not know who waits on a confirmation; an edge wires the agent runtime here.
+        """
+        self._listeners.append(listener)
 
     async def request(self, ctx: TenantContext, decision: Decision) -> ConfirmationInfo:
         """Open a confirmation for a ``confirm`` decision."""
@@ -196,6 +207,8 @@ class Confirmations:
                 },
             )
             await self._audit.append(conn, ctx, event)
+        for listener in self._listeners:
+            await listener(ctx, confirmation_id)
         return _info(row, now)
 
     @staticmethod

@@ -24,7 +24,7 @@ from tenantgate.gate._decision import Code, Decision, Verdict
 from tenantgate.logs import get_logger
 from tenantgate.tools import Tool, ToolRegistry, ToolSpec
 
-__all__ = ["Gate", "PolicySource", "ProposedCall", "QuotaHook", "args_digest", "evaluate"]
+__all__ = ["Gate", "PolicySource", "ProposedCall", "QuotaHook", "args_digest", "evaluate", "offerable"]
 
 _log = get_logger("tenantgate.gate")
 
@@ -162,6 +162,24 @@ def evaluate(
                     tuple(grant_errors))  # fmt: skip
 
 
+def offerable(ctx: TenantContext, spec: ToolSpec, *, view: TenantView, platform: Switches) -> bool:
+    """Could this caller use the tool at all (with some arguments)? The checks of :func:`evaluate` that need none.
+
+    For listing tools to a client (MCP ``tools/list``): a tool left out here would be denied
+    whatever the arguments; one offered may still be denied by a condition on its arguments.
+    """
+    if any(switches.blocks(ctx, spec) is not None for switches in (platform, view.switches)):
+        return False
+    if spec.channel_only or spec.name not in view.visible or spec.required_role not in ctx.held:
+        return False
+    profile = view.compliance
+    if spec.integration in profile.denied_integrations or spec.capabilities & profile.denied_capabilities:
+        return False
+    if any(not r.predicates and r.covers(ctx) for r in view.forbids_for(spec.name).for_caller(ctx)):
+        return False  # an unconditional forbid names the caller
+    return any(r.covers(ctx) for r in view.grants_for(spec.name).for_caller(ctx))
+
+
 class Gate:
     """Decides tool calls for tenants, from the registry and each tenant's compiled policy."""
 
@@ -169,6 +187,16 @@ class Gate:
         self.registry = registry
         self._policies = policies
         self._quota = quota
+
+    async def offered(self, ctx: TenantContext) -> list[ToolSpec]:
+        """The tools this caller could use in this mode under its tenant's policy, by name.
+
+        Raises (``PolicyUnavailable``) when the policy cannot be loaded: nothing is offered then.
+        """
+        view = await self._policies.view(ctx)
+        platform = await self._policies.platform()
+        found = (self.registry.get(name) for name in sorted(view.visible))
+        return [t.spec for t in found if t is not None and offerable(ctx, t.spec, view=view, platform=platform)]
 
     async def decide(
         self, ctx: TenantContext, call: ProposedCall, *, confirmed: bool = False, channel: bool = False

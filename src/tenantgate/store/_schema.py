@@ -453,3 +453,19 @@ credential_versions = sa.Table(
     sa.Column("changed_at", _ts, nullable=False),
     sa.Column("changed_by", UUID(as_uuid=True), nullable=False),
 )
+
+# --- run resumption (migration 0015) ---
+
+run_holds = sa.Table(
+    "run_holds",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("confirmation_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("principal_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("principal_kind", sa.Text, nullable=False),
+    sa.Column("roles", ARRAY(sa.Text), nullable=False),
+    sa.Column("state", JSONB, nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False),
+)
