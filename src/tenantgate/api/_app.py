@@ -16,6 +16,7 @@ from tenantgate.api._confirmation_routes import router as confirmation_router
 from tenantgate.api._credential_routes import router as credential_router
 from tenantgate.api._deps import ServicesDep
 from tenantgate.api._errors import ErrorBody, install_error_handlers
+from tenantgate.api._incident_routes import router as incident_router
 from tenantgate.api._memory_routes import router as memory_router
 from tenantgate.api._middleware import RequestContextMiddleware
 from tenantgate.api._platform_routes import router as platform_router
@@ -74,6 +75,7 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(webhook_router)
     app.include_router(quota_router)
     app.include_router(artifact_router)
+    app.include_router(incident_router)
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(RequestContextMiddleware)
