@@ -18,7 +18,7 @@ from tenantgate.audit import PLATFORM_CHAIN
 from tenantgate.auth import Authenticator, JwtVerifier
 from tenantgate.config import JwtIssuerConfig, JwtKeyConfig
 from tenantgate.context import PrincipalKind, Role, TenantContext
-from tenantgate.errors import Unauthenticated
+from tenantgate.errors import InvalidInput, RoleRequired, Unauthenticated
 from tenantgate.gate import Code, ProposedCall
 from tenantgate.installation import Installation, Services
 from tests.conftest import TenantFixture
@@ -346,3 +346,25 @@ async def test_disabling_an_integration_denies_its_tools_for_every_tenant(
     enabled = await client.post("/v1/platform/incident/integrations/whatsapp/enable", headers=op)
     assert enabled.json()["resumed"] is True
     assert [(await services.boundary.gate.decide(c, SEND)).code for c in callers] == [Code.CONFIRMATION_REQUIRED] * 2
+
+
+async def test_an_admin_cannot_revoke_or_disable_an_owner_and_nobody_disables_themselves(
+    client: httpx.AsyncClient, services: Services, tenant_a: TenantFixture
+) -> None:
+    admin = await services.principals.create(
+        tenant_a.system, name="admin", kind=PrincipalKind.USER, roles=frozenset({Role.ADMIN})
+    )
+    admin_key = (await services.keys.create(tenant_a.system, principal_id=admin.id)).key
+    ctx = await services.authenticator.authenticate(f"Bearer {admin_key}", request_id="t")
+    with pytest.raises(RoleRequired):  # all or nothing: the owner's key is among them
+        await services.keys.revoke_all(ctx, reason="cleanup")
+    with pytest.raises(RoleRequired):
+        await services.principals.disable(ctx, tenant_a.owner_id, reason="coup")
+    with pytest.raises(InvalidInput):
+        await services.principals.disable(ctx, admin.id, reason="oops")
+    assert (await whoami(client, tenant_a.owner_key), await whoami(client, admin_key)) == (200, 200)
+    assert await events(services, tenant_a, "key.revoked_all") == []
+    assert await events(services, tenant_a, "principal.disabled") == []
+    mine = await services.keys.revoke_all(ctx, principal_id=admin.id, reason="rotating my own")
+    assert len(mine) == 1
+    assert await whoami(client, admin_key) == 401
