@@ -19,8 +19,9 @@ from tenantgate.auth import Authenticator, JwtVerifier
 from tenantgate.config import JwtIssuerConfig, JwtKeyConfig
 from tenantgate.context import PrincipalKind, Role, TenantContext
 from tenantgate.errors import InvalidInput, RoleRequired, Unauthenticated
-from tenantgate.gate import Code, ProposedCall
+from tenantgate.gate import Code, ProposedCall, SwitchScope, args_digest
 from tenantgate.installation import Installation, Services
+from tests import fixture_tools
 from tests.conftest import TenantFixture
 
 POLICY: dict[str, Any] = {
@@ -368,3 +369,37 @@ async def test_an_admin_cannot_revoke_or_disable_an_owner_and_nobody_disables_th
     mine = await services.keys.revoke_all(ctx, principal_id=admin.id, reason="rotating my own")
     assert len(mine) == 1
     assert await whoami(client, admin_key) == 401
+
+
+async def test_a_recorded_directive_does_not_run_while_a_switch_covers_it(
+    services: Services, platform_clean: None, tenant_a: TenantFixture
+) -> None:
+    """A side effect the gate allowed before the incident, run later by the worker, is refused then."""
+    await services.policies.set_policy(tenant_a.system, POLICY)
+    agent = (await owner(services, tenant_a)).for_ai_execution(uuid.uuid4())
+    arguments = {"to": "+4930123456", "message": "queued before the incident"}
+    directive, _ = await services.directives.store.record(
+        agent, tool="whatsapp_send@v1", arguments=arguments, args_digest=args_digest(arguments),
+        idempotency_key=str(uuid.uuid4()), call_id=uuid.uuid4(), run_id=None, max_attempts=1,
+    )  # fmt: skip
+    services.policies.check_integration("whatsapp")
+    await services.policies.set_platform_switch(SwitchScope.INTEGRATION, "whatsapp", reason="outage", set_by="t")
+    sent = len(fixture_tools.EXECUTED)
+    done = await services.directives.execute(tenant_a.id, directive.id)
+    assert (done.status.value, done.last_error) == (
+        "failed", "kill_switch: A platform kill switch is on for integration whatsapp.",
+    )  # fmt: skip
+    assert fixture_tools.EXECUTED[sent:] == []  # nothing was sent
+
+    await services.policies.resume_platform_switch(SwitchScope.INTEGRATION, "whatsapp")
+    await services.policies.set_tenant_switch(tenant_a.system, SwitchScope.AI, reason="pause", set_by="t")
+    paused, _ = await services.directives.store.record(
+        agent, tool="whatsapp_send@v1", arguments=arguments, args_digest=args_digest(arguments),
+        idempotency_key=str(uuid.uuid4()), call_id=uuid.uuid4(), run_id=None, max_attempts=1,
+    )  # fmt: skip
+    done = await services.directives.execute(tenant_a.id, paused.id)
+    assert (done.status.value, done.last_error) == (
+        "failed",
+        "kill_switch: A tenant kill switch is on for all AI execution.",
+    )
+    assert fixture_tools.EXECUTED[sent:] == []
