@@ -365,7 +365,7 @@ class Services:
         directives = DirectiveRunner(
             store=DirectiveStore(db=db, audit=audit), executor=executor, registry=registry, mode=settings.mode,
             enqueue=queue.enqueue if queue is not None else None, max_attempts=settings.directive_max_attempts,
-            redactor=redactor,
+            redactor=redactor, switches=cache,
         )  # fmt: skip
         boundary = Boundary(
             gate=gate, executor=executor, confirmations=confirmations, audit=audit, directives=directives

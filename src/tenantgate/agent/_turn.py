@@ -391,8 +391,7 @@ class AgentRuntime:
         reply: str | None = None
         try:
             async with asyncio.timeout(max(0.0, self._limits.time_limit_s - spent)):
-                if view.switches.ai or view.switches.all:
-                    raise _Ended(RunStatus.FAILED, "kill_switch", "A kill switch stops AI execution for this tenant.")
+                await self._check_not_paused(execution)
                 planner = await self._planners.open(execution, view, run_id=live.run_id)
                 reply = await self._loop(execution, view, planner, live, conversation, state, carry)
         except _Ended as ended:
@@ -472,6 +471,7 @@ class AgentRuntime:
                     "step_limit",
                     f"The run stopped after {self._limits.step_limit} planner steps without a reply.",
                 )
+            await self._check_not_paused(ctx)  # a pause reaches a running run before its next planner call
             plan = await self._planned(ctx, view, planner, conversation, tools)
             state.steps += 1
             state.usage += plan.usage
@@ -511,6 +511,19 @@ class AgentRuntime:
                 raise
         await live.flush()  # every result is on record before the planner sees it
         conversation.turns.append(ToolResults(tuple(results)))
+
+    async def _check_not_paused(self, ctx: TenantContext) -> None:
+        """End the run (``kill_switch``) while AI is paused for this tenant or the whole platform.
+
+        Read from the policy cache, current within a second in every process; a cache that
+        cannot be sure raises ``policy_unavailable``, which ends the run too (fail closed).
+        """
+        view = await self._policies.view(ctx)
+        if view.switches.ai or view.switches.all:
+            raise _Ended(RunStatus.FAILED, "kill_switch", "A kill switch stops AI execution for this tenant.")
+        platform = await self._policies.platform()
+        if platform.ai or platform.all:
+            raise _Ended(RunStatus.FAILED, "kill_switch", "A platform kill switch stops AI execution for every tenant.")
 
     async def _planned(
         self, ctx: TenantContext, view: TenantView, planner: Planner, conversation: Conversation, tools: list[ToolSpec]

@@ -18,6 +18,7 @@ from tenantgate.api._credential_routes import router as credential_router
 from tenantgate.api._deps import ServicesDep
 from tenantgate.api._errors import ErrorBody, install_error_handlers
 from tenantgate.api._headers import SecurityHeadersMiddleware
+from tenantgate.api._incident_routes import router as incident_router
 from tenantgate.api._mcp import McpEdge
 from tenantgate.api._memory_routes import router as memory_router
 from tenantgate.api._middleware import RequestContextMiddleware
@@ -81,6 +82,7 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(quota_router)
     app.include_router(artifact_router)
     app.router.routes.append(Route("/mcp", mcp, include_in_schema=False))  # the Model Context Protocol
+    app.include_router(incident_router)
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(SecurityHeadersMiddleware)

@@ -22,6 +22,7 @@ __all__ = ["IssuedKey", "KeyInfo", "KeyService", "require_manager"]
 _k, _m = tables.api_keys, tables.memberships
 _log = get_logger("tenantgate.keys")
 MAX_OVERLAP = timedelta(days=30)
+_LISTED = 200  # key prefixes named in one bulk revocation's audit event; the count is always exact
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +196,44 @@ class KeyService:
         _log.info("key.revoked", key_id=str(key_id), by=str(ctx.principal_id))
         return _info(row)
 
+    async def revoke_all(
+        self, ctx: TenantContext, *, principal_id: uuid.UUID | None = None, reason: str, by: str | None = None
+    ) -> tuple[KeyInfo, ...]:
+        """Revoke every unrevoked key of the tenant, or of one principal, in one transaction. Audited.
+
+        An incident action: keys are looked up in the database on every request, so the
+        revocation holds in every process from the commit on. Returns the keys it revoked
+        (none when all were revoked already). ``by`` names who asked (``platform:<key id>``).
+        """
+        require_manager(ctx)
+        check_reason(reason)
+        async with self._db.tenant(ctx) as conn:
+            if principal_id is not None:
+                await self._membership(conn, ctx, principal_id)  # an unknown principal is NotFound
+            query = sa.select(*_COLUMNS).where(_k.c.tenant_id == ctx.tenant_id, _k.c.revoked_at.is_(None))
+            if principal_id is not None:
+                query = query.where(_k.c.principal_id == principal_id)
+            keys = [_info(r) for r in await conn.execute(query.order_by(_k.c.created_at, _k.c.id).with_for_update())]
+            for key in keys:  # all or nothing: an admin cannot revoke an owner's keys
+                check_grant(ctx, frozenset(key.roles))
+            revoked: tuple[KeyInfo, ...] = ()
+            if keys:
+                rows = await conn.execute(
+                    sa.update(_k)
+                    .where(_k.c.tenant_id == ctx.tenant_id, _k.c.id.in_([k.id for k in keys]))
+                    .values(revoked_at=sa.func.now())
+                    .returning(*_COLUMNS)
+                )
+                revoked = tuple(sorted((_info(r) for r in rows), key=lambda k: (k.created_at, k.id)))
+            payload = {
+                "scope": "tenant" if principal_id is None else "principal",
+                "principal_id": str(principal_id) if principal_id else None, "reason": reason, "by": by,
+                "count": len(revoked), "key_prefixes": [k.prefix for k in revoked[:_LISTED]],
+            }  # fmt: skip
+            await self._audit.append(conn, ctx, AuditEvent("key.revoked_all", decision="succeeded", payload=payload))
+        _log.info("key.revoked_all", count=len(revoked), principal_id=str(principal_id), by=str(ctx.principal_id))
+        return revoked
+
     async def _membership(self, conn: AsyncConnection, ctx: TenantContext, principal_id: uuid.UUID) -> frozenset[Role]:
         roles = (
             await conn.execute(
@@ -245,6 +284,12 @@ def check_grant(ctx: TenantContext, roles: frozenset[Role]) -> None:
     missing = roles - ctx.held
     if missing:
         raise RoleRequired(f"You cannot grant roles you do not hold: {_names(missing)}.", required=sorted(missing))
+
+
+def check_reason(reason: str) -> None:
+    """An incident action says why (1 to 500 characters): the audit trail keeps it."""
+    if not 1 <= len(reason.strip()) <= 500 or len(reason) > 500:
+        raise InvalidInput("Say why (1 to 500 characters): the audit trail keeps the reason.")
 
 
 def _names(roles: frozenset[Role]) -> str:

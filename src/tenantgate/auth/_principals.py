@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from tenantgate.audit import AuditEvent, AuditLog
-from tenantgate.auth._keys import check_grant, require_manager
+from tenantgate.auth._keys import check_grant, check_reason, require_manager
 from tenantgate.context import PrincipalKind, Role, TenantContext
-from tenantgate.errors import Conflict, InvalidInput
+from tenantgate.errors import Conflict, InvalidInput, NotFound
 from tenantgate.store import Database, tables
 
 __all__ = ["Principal", "PrincipalService"]
@@ -96,3 +96,54 @@ class PrincipalService:
                       r.created_at, r.disabled_at)
             for r in rows
         ]  # fmt: skip
+
+    async def disable(
+        self, ctx: TenantContext, principal_id: uuid.UUID, *, reason: str, by: str | None = None
+    ) -> Principal:
+        """Disable a principal: its API keys and JWTs are refused from the next request, everywhere. Audited.
+
+        Authentication reads ``disabled_at`` on every request, so no process needs telling.
+        Disabling one already disabled keeps the first time and is fine.
+        """
+        return await self._set_disabled(ctx, principal_id, disabled=True, reason=reason, by=by)
+
+    async def enable(
+        self, ctx: TenantContext, principal_id: uuid.UUID, *, reason: str, by: str | None = None
+    ) -> Principal:
+        """Let a disabled principal authenticate again (its revoked keys stay revoked). Audited."""
+        return await self._set_disabled(ctx, principal_id, disabled=False, reason=reason, by=by)
+
+    async def _set_disabled(
+        self, ctx: TenantContext, principal_id: uuid.UUID, *, disabled: bool, reason: str, by: str | None
+    ) -> Principal:
+        require_manager(ctx)
+        check_reason(reason)
+        if principal_id == ctx.principal_id:
+            raise InvalidInput("You cannot disable or enable yourself; ask another owner or a platform operator.")
+        query = (
+            sa.select(_p, _m.c.roles)
+            .select_from(_p.join(_m, sa.and_(_m.c.tenant_id == _p.c.tenant_id, _m.c.principal_id == _p.c.id)))
+            .where(_p.c.tenant_id == ctx.tenant_id, _p.c.id == principal_id)
+            .with_for_update(of=_p)
+        )
+        async with self._db.tenant(ctx) as conn:
+            row = (await conn.execute(query)).one_or_none()
+            if row is None:
+                raise NotFound("No such principal in this tenant.")
+            roles = frozenset(Role(r) for r in row.roles)
+            check_grant(ctx, roles)  # an admin cannot switch an owner off (or on)
+            was = row.disabled_at
+            stamp = (
+                await conn.execute(
+                    sa.update(_p)
+                    .where(_p.c.tenant_id == ctx.tenant_id, _p.c.id == principal_id)
+                    .values(disabled_at=sa.func.coalesce(_p.c.disabled_at, sa.func.now()) if disabled else None)
+                    .returning(_p.c.disabled_at)
+                )
+            ).scalar_one()
+            changed = (was is None) == disabled
+            payload = {"principal_id": str(principal_id), "reason": reason, "by": by, "changed": changed}
+            action = "principal.disabled" if disabled else "principal.enabled"
+            await self._audit.append(conn, ctx, AuditEvent(action, decision="succeeded", payload=payload))
+        return Principal(row.id, PrincipalKind(row.kind), row.name, row.external_id, tuple(sorted(roles)),
+                         row.created_at, stamp)  # fmt: skip

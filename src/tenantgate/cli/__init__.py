@@ -17,6 +17,7 @@ from tenantgate.cli._config import config_app
 from tenantgate.cli._db import db_app
 from tenantgate.cli._demo import demo
 from tenantgate.cli._history import history_app
+from tenantgate.cli._incident import incident_app
 from tenantgate.cli._keys import keys_app
 from tenantgate.cli._limits import limits_app
 from tenantgate.cli._platform import platform_app
@@ -49,6 +50,7 @@ app.add_typer(credentials_app, name="credentials")
 app.add_typer(skills_app, name="skills")
 app.add_typer(limits_app, name="limits")
 app.add_typer(history_app, name="history")
+app.add_typer(incident_app, name="incident")
 
 
 def main() -> None:

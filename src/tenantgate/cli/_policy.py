@@ -99,7 +99,7 @@ def _table(switches: list[SwitchInfo]) -> Table:
 
 @kill_switch_app.command("set")
 def switch_set(
-    scope: Annotated[SwitchScope, typer.Option(help="all, ai (per tenant), tool or integration.")],
+    scope: Annotated[SwitchScope, typer.Option(help="all, ai, tool or integration.")],
     reason: Annotated[str, typer.Option(help="Why: kept in the audit trail.")],
     target: Annotated[str, typer.Option(help="The tool (name@v1) or integration; empty for all/ai.")] = "",
     tenant: OptionalTenant = None,

@@ -61,7 +61,7 @@ class Switches:
     """Kill switches in force at one scope (the platform, or one tenant)."""
 
     all: bool = False
-    ai: bool = False  # every AI execution (tenant scope)
+    ai: bool = False  # every AI execution (a tenant's, or every tenant's at platform scope)
     tools: frozenset[str] = frozenset()
     integrations: frozenset[str] = frozenset()
 

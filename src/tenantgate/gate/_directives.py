@@ -28,8 +28,9 @@ from tenantgate.auth import system_context
 from tenantgate.context import DeploymentMode, TenantContext
 from tenantgate.directives import Directive, DirectiveStatus, DirectiveStore
 from tenantgate.errors import TenantgateError
+from tenantgate.gate._gate import PolicySource
 from tenantgate.redact import Redactor
-from tenantgate.tools import Executor, Outcome, ToolRegistry, ToolResult
+from tenantgate.tools import Executor, Outcome, ToolRegistry, ToolResult, ToolSpec
 
 __all__ = ["DirectiveRetry", "DirectiveRunner", "Enqueue"]
 
@@ -57,8 +58,12 @@ class DirectiveRunner:
         enqueue: Enqueue | None = None,
         max_attempts: int = 5,
         redactor: Redactor | None = None,
+        switches: PolicySource | None = None,
     ) -> None:
         self.store = store
+        # Kill switches are read again before every attempt: a directive the gate allowed
+        # before an incident does not run (or retry) while a switch covers it.
+        self._switches = switches
         self._redactor = redactor if redactor is not None else Redactor()
         self._executor = executor
         self._registry = registry
@@ -138,6 +143,10 @@ class DirectiveRunner:
         claimed = await self.store.claim(ctx, directive.id, lease_s=timeout_s + _LEASE_MARGIN_S)
         if claimed is None:
             return None
+        blocked = await self._switched_off(ctx, spec.spec if spec is not None else None)
+        if blocked is not None:
+            await self.store.finish(ctx, claimed, succeeded=False, error=blocked)
+            return ToolResult(claimed.tool, claimed.call_id, Outcome.FAILED, None, blocked, 0.0, claimed.id)
         result = await self._executor.run(
             ctx, claimed.tool, arguments if arguments is not None else claimed.arguments, call_id=claimed.call_id,
             run_id=claimed.run_id,
@@ -146,6 +155,23 @@ class DirectiveRunner:
         succeeded = result.outcome is Outcome.SUCCEEDED
         await self.store.finish(ctx, claimed, succeeded=succeeded, result=result.output, error=result.error)
         return result
+
+    async def _switched_off(self, ctx: TenantContext, spec: ToolSpec | None) -> str | None:
+        """Why a kill switch stops this attempt now, or None; policy state that cannot be trusted stops it too."""
+        if self._switches is None or spec is None:
+            return None
+        try:
+            levels = (
+                ("platform", await self._switches.platform()),
+                ("tenant", (await self._switches.view(ctx)).switches),
+            )
+        except TenantgateError as exc:  # fail closed: the attempt fails (and is retried if attempts are left)
+            return f"{exc.code}: {exc.message}"
+        for level, switches in levels:
+            blocked = switches.blocks(ctx, spec)
+            if blocked is not None:
+                return f"kill_switch: A {level} kill switch is on for {blocked}."
+        return None
 
     async def _wait(self, ctx: TenantContext, directive: Directive, timeout_s: float) -> Directive:
         deadline = time.monotonic() + timeout_s

@@ -39,7 +39,7 @@ _LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtext('tenantgate.policy:' || :
 
 class SwitchScope(StrEnum):
     ALL = "all"  # every tool
-    AI = "ai"  # every AI execution (tenant scope only)
+    AI = "ai"  # every AI execution: agent turns, scheduled runs, planner calls
     TOOL = "tool"
     INTEGRATION = "integration"
 
@@ -76,8 +76,7 @@ def _info(row: Any) -> SwitchInfo:
 
 
 def _check_switch(scope: SwitchScope, target: str, reason: str, *, platform: bool) -> None:
-    if platform and scope is SwitchScope.AI:
-        raise InvalidInput("Pausing AI is per tenant: set the 'ai' switch on each tenant, or the 'all' switch.")
+    # A platform 'ai' switch pauses every tenant's AI execution; humans' direct calls go on.
     if (scope in (SwitchScope.ALL, SwitchScope.AI)) != (target == ""):
         raise InvalidInput(f"A {scope.value} switch takes {'no target' if target else 'a target'}.")
     if not 1 <= len(reason) <= 500:
@@ -275,15 +274,23 @@ class PolicyStore:
             return [_info(r) for r in rows]
 
     async def set_platform_switch(
-        self, scope: SwitchScope, target: str = "", *, reason: str, set_by: str
+        self,
+        scope: SwitchScope,
+        target: str = "",
+        *,
+        reason: str,
+        set_by: str,
+        actor: uuid.UUID | None = None,
+        request_id: str | None = None,
     ) -> SwitchInfo:
-        """Turn a switch on for every tenant (a platform operation)."""
+        """Turn a switch on for every tenant (a platform operation). ``actor``: the acting platform key."""
         _check_switch(scope, target, reason, platform=True)
         values = {"id": uuid.uuid4(), "scope": scope.value, "target": target, "reason": reason, "set_by": set_by}
         async with self._db.admin() as conn:
             await conn.execute(pg_insert(_ps).values(values).on_conflict_do_nothing())
             row = (await conn.execute(sa.select(_ps).where(_ps.c.scope == scope.value, _ps.c.target == target))).one()
-            await self._audit.append_platform(conn, _switch_event(_info(row), "on", platform=True))
+            event = _switch_event(_info(row), "on", platform=True)
+            await self._audit.append_platform(conn, event, actor=actor, request_id=request_id)
             await conn.execute(_NOTIFY, {"payload": PLATFORM})
         self._changed(PLATFORM)
         return _info(row)
@@ -301,6 +308,54 @@ class PolicyStore:
     async def platform_switches(self) -> list[SwitchInfo]:
         async with self._db.admin() as conn:
             return [_info(r) for r in await conn.execute(sa.select(_ps).order_by(_ps.c.set_at))]
+
+    # --- incident actions: switches by what they switch, not by id --------------------------
+
+    async def resume_tenant_switch(self, ctx: TenantContext, scope: SwitchScope, target: str = "") -> SwitchInfo | None:
+        """Turn the tenant's ``scope``/``target`` switch off; None (and nothing audited) if it was not on."""
+        require_manager(ctx)
+        async with self._db.tenant(ctx) as conn:
+            row = (
+                await conn.execute(
+                    sa.delete(_ts)
+                    .where(_ts.c.tenant_id == ctx.tenant_id, _ts.c.scope == scope.value, _ts.c.target == target)
+                    .returning(*_ts.c)
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            await self._audit.append(conn, ctx, _switch_event(_info(row), "off", platform=False))
+            await conn.execute(_NOTIFY, {"payload": str(ctx.tenant_id)})
+        self._changed(str(ctx.tenant_id))
+        return _info(row)
+
+    async def resume_platform_switch(
+        self, scope: SwitchScope, target: str = "", *, actor: uuid.UUID | None = None, request_id: str | None = None
+    ) -> SwitchInfo | None:
+        """Turn the platform's ``scope``/``target`` switch off; None (and nothing audited) if it was not on."""
+        async with self._db.admin() as conn:
+            row = (
+                await conn.execute(
+                    sa.delete(_ps).where(_ps.c.scope == scope.value, _ps.c.target == target).returning(*_ps.c)
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            event = _switch_event(_info(row), "off", platform=True)
+            await self._audit.append_platform(conn, event, actor=actor, request_id=request_id)
+            await conn.execute(_NOTIFY, {"payload": PLATFORM})
+        self._changed(PLATFORM)
+        return _info(row)
+
+    def integrations(self) -> frozenset[str]:
+        """The integrations this installation's tools belong to (``ToolSpec.integration``)."""
+        return frozenset(t.spec.integration for t in self._registry if t.spec.integration is not None)
+
+    def check_integration(self, name: str) -> None:
+        """Refuse an integration name no registered tool belongs to (a typo must not look like a fix)."""
+        known = self.integrations()
+        if name not in known:
+            raise NotFound(f"No tool belongs to an integration named {name!r}; known: {', '.join(sorted(known))}.")
 
     # --- compliance mode ------------------------------------------------------------------
 

@@ -388,11 +388,16 @@ class CredentialStore:
 
     # --- rotation ---------------------------------------------------------------------------
 
-    async def rotate_data_key(self, ctx: TenantContext, *, batch: int = 100) -> tuple[uuid.UUID, int]:
+    async def rotate_data_key(
+        self, ctx: TenantContext, *, batch: int = 100, reason: str | None = None, by: str | None = None
+    ) -> tuple[uuid.UUID, int]:
         """Re-seal every credential of the tenant under a new data key; destroy the old key. Online. Audited.
 
         Returns (new data key id, credentials re-sealed). Each batch is its own short
         transaction; readers keep opening rows sealed under the retired key until then.
+        Every process sees the result at once: each seal reads the active key's row and each
+        open reads its key's row, so a destroyed key opens nothing anywhere. ``reason`` and
+        ``by`` (an incident's why and who) go into the audit event when given.
         """
         async with self._db.tenant(ctx) as conn:
             _, new_key = await self.vault.new_data_key(conn, ctx)
@@ -420,7 +425,11 @@ class CredentialStore:
                 break
         async with self._db.tenant(ctx) as conn:
             destroyed = await self.vault.destroy_retired(conn, ctx)
-            payload = {"data_key_id": str(new_key), "resealed": count, "retired_keys_destroyed": destroyed}
+            payload: dict[str, object] = {
+                "data_key_id": str(new_key), "resealed": count, "retired_keys_destroyed": destroyed,
+            }  # fmt: skip
+            if reason is not None:
+                payload |= {"reason": reason, "by": by}
             await self._audit.append(
                 conn, ctx, AuditEvent(action="credential.resealed", decision="succeeded", payload=payload)
             )

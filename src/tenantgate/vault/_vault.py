@@ -81,6 +81,9 @@ class _KeyCache:
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
+    def evict(self, tenant_id: uuid.UUID, key_id: uuid.UUID) -> None:
+        self._entries.pop((tenant_id, key_id), None)
+
     def evict_tenant(self, tenant_id: uuid.UUID) -> None:
         for entry in [k for k in self._entries if k[0] == tenant_id]:
             del self._entries[entry]
@@ -186,12 +189,21 @@ class Vault:
         """Destroy retired data keys that no credential is sealed under any more."""
         c = tables.credentials
         unused = ~sa.exists().where(c.c.tenant_id == ctx.tenant_id, c.c.data_key_id == _k.c.id)
-        result = await conn.execute(
-            sa.update(_k)
-            .where(_k.c.tenant_id == ctx.tenant_id, _k.c.state == "retired", unused)
-            .values(state="destroyed", wrapped_key=None, destroyed_at=sa.func.now())
+        destroyed = (
+            (
+                await conn.execute(
+                    sa.update(_k)
+                    .where(_k.c.tenant_id == ctx.tenant_id, _k.c.state == "retired", unused)
+                    .values(state="destroyed", wrapped_key=None, destroyed_at=sa.func.now())
+                    .returning(_k.c.id)
+                )
+            )
+            .scalars()
+            .all()
         )
-        return int(result.rowcount)
+        for key_id in destroyed:  # other processes drop their copy when they next see the row
+            self._cache.evict(ctx.tenant_id, key_id)
+        return len(destroyed)
 
     async def shred(self, conn: AsyncConnection, ctx: TenantContext) -> int:
         """Crypto-shredding: destroy every data key of the tenant; nothing sealed under them opens again. Audited."""
@@ -310,6 +322,7 @@ class Vault:
             )
         ).one_or_none()
         if row is None or row.state == "destroyed" or row.wrapped_key is None:
+            self._cache.evict(ctx.tenant_id, key_id)  # no unwrapped copy of a destroyed key stays behind
             raise CredentialUnreadable
         return await self._unwrap(ctx.tenant_id, key_id, row.kek_id, bytes(row.wrapped_key))
 
