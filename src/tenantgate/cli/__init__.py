@@ -15,11 +15,13 @@ from tenantgate.cli._audit import audit_app
 from tenantgate.cli._common import err
 from tenantgate.cli._db import db_app
 from tenantgate.cli._demo import demo
+from tenantgate.cli._drill import drill_app
 from tenantgate.cli._keys import keys_app
 from tenantgate.cli._limits import limits_app
 from tenantgate.cli._platform import platform_app
 from tenantgate.cli._policy import kill_switch_app, policy_app
 from tenantgate.cli._principals import principals_app
+from tenantgate.cli._retention import retention_app
 from tenantgate.cli._serve import serve
 from tenantgate.cli._skills import skills_app
 from tenantgate.cli._tenants import tenants_app
@@ -45,6 +47,8 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(skills_app, name="skills")
 app.add_typer(limits_app, name="limits")
+app.add_typer(retention_app, name="retention")
+app.add_typer(drill_app, name="drill")
 
 
 def main() -> None:

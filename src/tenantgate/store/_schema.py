@@ -416,3 +416,15 @@ artifacts = sa.Table(
     sa.Column("retention_class", sa.Text, nullable=False),
     sa.Column("created_at", _ts, nullable=False),
 )
+
+# --- retention (migration 0012) ------------------------------------------------------------
+
+retention_settings = sa.Table(
+    "retention_settings",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("data_class", sa.Text, primary_key=True),
+    sa.Column("days", sa.Integer),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("updated_by", UUID(as_uuid=True), nullable=False),
+)
