@@ -276,3 +276,37 @@ async def test_the_worker_loop_runs_retention(services: Services, test_db: Datab
             await loop
     assert count(test_db, "messages", t.id) == 1
     assert await actions(services, t, "retention.applied") == ["retention.applied"]
+
+
+async def test_a_table_added_later_with_deleted_at_is_covered(
+    services: Services, test_db: DatabaseFixture, tenant_a: TenantFixture
+) -> None:
+    admin = test_db.roles.admin
+    with psycopg.connect(test_db.urls.owner, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE tenantgate.later_things (tenant_id uuid NOT NULL, note text, deleted_at timestamptz)"
+        )
+        try:
+            conn.execute("ALTER TABLE tenantgate.later_things ENABLE ROW LEVEL SECURITY")
+            conn.execute("ALTER TABLE tenantgate.later_things FORCE ROW LEVEL SECURITY")
+            conn.execute(
+                "CREATE POLICY tenant_isolation ON tenantgate.later_things"
+                " USING (tenant_id = nullif(current_setting('tenantgate.tenant_id', true), '')::uuid)"
+                " WITH CHECK (tenant_id = nullif(current_setting('tenantgate.tenant_id', true), '')::uuid)"
+            )
+            conn.execute(f'GRANT ALL ON tenantgate.later_things TO "{admin}"')
+            with su(test_db) as root:
+                root.execute(
+                    "INSERT INTO tenantgate.later_things VALUES"
+                    " (%(t)s, 'aged', now() - interval '31 days'), (%(t)s, 'recent', now() - interval '1 day'),"
+                    " (%(t)s, 'live', NULL), (%(other)s, 'aged elsewhere', now() - interval '31 days')",
+                    {"t": tenant_a.id, "other": uuid.uuid4()},
+                )
+                (dry,) = (await services.retention.run(tenant_id=tenant_a.id, dry_run=True)).tenants
+                soft = {c.data_class: c.count for c in dry.classes}[DataClass.SOFT_DELETED]
+                assert soft == 1
+                await services.retention.run(tenant_id=tenant_a.id)
+                notes = sorted(r[0] for r in root.execute("SELECT note FROM tenantgate.later_things"))
+            assert notes == ["aged elsewhere", "live", "recent"]
+        finally:
+            conn.execute("DROP TABLE tenantgate.later_things")

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import signal
 
+import sqlalchemy as sa
+
 from tenantgate.directives import WorkerTiming
 from tenantgate.errors import ConfigurationError, TenantgateError
 from tenantgate.installation import Services
@@ -80,4 +82,6 @@ async def retention_loop(services: Services, every_s: float) -> None:
             await services.retention.run()
         except TenantgateError as exc:  # the database is away: try again next round
             _log.warning("retention.run_failed", code=exc.code)
+        except sa.exc.SQLAlchemyError as exc:  # kept data is the safe side; the next round retries
+            _log.error("retention.run_failed", error=type(exc).__name__)
         await asyncio.sleep(every_s)
