@@ -197,10 +197,8 @@ class RetentionJob:
             return await self._audit.erase_payloads(tenant, cutoff, limit=limit, request_id="retention")
         if data_class is DataClass.SOFT_DELETED:
             return await self._soft_deleted_batch(tenant, cutoff)
-        aged = _AGED[data_class]
         async with self._db.admin() as conn:
-            locked = await aged.lock_batch(conn, tenant, cutoff, limit)
-            return await aged.delete_locked(conn, tenant, [ctid for ctid, _ in locked]) if locked else 0
+            return await _AGED[data_class].delete_batch(conn, tenant, cutoff, limit)
 
     async def _soft_deleted_batch(self, tenant: uuid.UUID, cutoff: datetime) -> int:
         # One batch per table per transaction: the first table with aged rows gives this batch.
@@ -209,14 +207,17 @@ class RetentionJob:
             for table in await soft_deleted_tables(conn):
                 children = [c for c in VERSION_CHILDREN.get(table, ()) if c[0] in present]
                 aged = Aged(table, "deleted_at")
-                locked = await aged.lock_batch(conn, tenant, cutoff, self.batch_size, with_id=bool(children))
-                if not locked:
+                if not children:
+                    if removed := await aged.delete_batch(conn, tenant, cutoff, self.batch_size):
+                        return removed
                     continue
-                ids = [row_id for _, row_id in locked if row_id is not None]
+                ids = await aged.lock_ids(conn, tenant, cutoff, self.batch_size)
+                if not ids:
+                    continue
                 removed = 0
-                for child, column in children:
+                for child, column in children:  # they reference the parents: they go first
                     removed += await delete_children(conn, child, column, tenant, ids)
-                return removed + await aged.delete_locked(conn, tenant, [ctid for ctid, _ in locked])
+                return removed + await aged.delete_ids(conn, tenant, ids)
         return 0
 
     async def _preview(self, data_class: DataClass, tenant: uuid.UUID, cutoff: datetime) -> tuple[int, datetime | None]:

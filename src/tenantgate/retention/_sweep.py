@@ -75,22 +75,30 @@ class Aged:
         row = (await conn.execute(sa.text(sql), {"tenant": tenant_id, "before": before})).one()
         return int(row[0]), row[1]
 
-    async def lock_batch(
-        self, conn: AsyncConnection, tenant_id: uuid.UUID, before: datetime, limit: int, *, with_id: bool = False
-    ) -> list[tuple[str, uuid.UUID | None]]:
-        """Lock up to ``limit`` aged rows, oldest first: their ctids (and ids when asked)."""
-        ident = ", id" if with_id else ", NULL"
+    async def delete_batch(self, conn: AsyncConnection, tenant_id: uuid.UUID, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` aged rows, oldest first, in one statement (rows others hold are skipped)."""
         sql = (
-            f"SELECT ctid::text{ident} FROM {self._from(conn)} WHERE {self._where(conn)}"  # noqa: S608 - quoted identifiers
+            f"DELETE FROM {self._from(conn)} WHERE tenant_id = :tenant AND ctid = ANY(ARRAY("  # noqa: S608 - quoted identifiers
+            f"SELECT ctid FROM {self._from(conn)} WHERE {self._where(conn)}"
+            f" ORDER BY {_q(conn, self.column)} LIMIT :limit FOR UPDATE SKIP LOCKED))"
+        )
+        result = await conn.execute(sa.text(sql), {"tenant": tenant_id, "before": before, "limit": limit})
+        return int(result.rowcount)
+
+    async def lock_ids(
+        self, conn: AsyncConnection, tenant_id: uuid.UUID, before: datetime, limit: int
+    ) -> list[uuid.UUID]:
+        """Lock up to ``limit`` aged rows, oldest first, and return their ids (to delete their children first)."""
+        sql = (
+            f"SELECT id FROM {self._from(conn)} WHERE {self._where(conn)}"  # noqa: S608 - quoted identifiers
             f" ORDER BY {_q(conn, self.column)} LIMIT :limit FOR UPDATE SKIP LOCKED"
         )
         rows = await conn.execute(sa.text(sql), {"tenant": tenant_id, "before": before, "limit": limit})
-        return [(str(r[0]), r[1]) for r in rows]
+        return [r[0] for r in rows]
 
-    async def delete_locked(self, conn: AsyncConnection, tenant_id: uuid.UUID, ctids: list[str]) -> int:
-        sql = f"DELETE FROM {self._from(conn)} WHERE tenant_id = :tenant AND ctid = ANY(CAST(:ctids AS tid[]))"  # noqa: S608 - quoted identifiers
-        result = await conn.execute(sa.text(sql), {"tenant": tenant_id, "ctids": ctids})
-        return int(result.rowcount)
+    async def delete_ids(self, conn: AsyncConnection, tenant_id: uuid.UUID, ids: list[uuid.UUID]) -> int:
+        sql = f"DELETE FROM {self._from(conn)} WHERE tenant_id = :tenant AND id = ANY(CAST(:ids AS uuid[]))"  # noqa: S608 - quoted identifiers
+        return int((await conn.execute(sa.text(sql), {"tenant": tenant_id, "ids": ids})).rowcount)
 
 
 async def delete_children(
