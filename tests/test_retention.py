@@ -310,3 +310,32 @@ async def test_a_table_added_later_with_deleted_at_is_covered(
             assert notes == ["aged elsewhere", "live", "recent"]
         finally:
             conn.execute("DROP TABLE tenantgate.later_things")
+
+
+async def test_a_failing_class_is_reported_keeps_its_rows_and_the_others_still_run(
+    services: Services, test_db: DatabaseFixture, artifacts_root: Path
+) -> None:
+    t = await new_tenant(services, "fail")
+    planted = await plant(services, test_db, artifacts_root, t, aged=2)
+    admin = test_db.roles.admin
+    with psycopg.connect(test_db.urls.owner, autocommit=True) as conn:
+        # A reference the version map does not know: hard-deleting the aged cron job must fail.
+        conn.execute(
+            "CREATE TABLE tenantgate.unmapped_refs (tenant_id uuid NOT NULL, job_id uuid NOT NULL,"
+            " FOREIGN KEY (tenant_id, job_id) REFERENCES tenantgate.cron_jobs (tenant_id, id))"
+        )
+        try:
+            conn.execute(f'GRANT ALL ON tenantgate.unmapped_refs TO "{admin}"')
+            with su(test_db) as root:
+                root.execute("INSERT INTO tenantgate.unmapped_refs VALUES (%s, %s)", [t.id, planted.aged_cron])
+            report = await services.retention.run(tenant_id=t.id)
+        finally:
+            conn.execute("DROP TABLE tenantgate.unmapped_refs")
+    assert report.failed
+    (tenant,) = report.tenants
+    by_class = {c.data_class: c for c in tenant.classes}
+    assert by_class[DataClass.SOFT_DELETED].error == "ForeignKeyViolation"
+    assert by_class[DataClass.SOFT_DELETED].count == 0
+    assert count(test_db, "cron_jobs", t.id, f"id = '{planted.aged_cron}'") == 1  # kept
+    assert by_class[DataClass.MESSAGES].count == 2  # the other classes ran
+    assert count(test_db, "messages", t.id) == 2

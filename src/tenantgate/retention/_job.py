@@ -89,6 +89,12 @@ class RetentionReport:
         return any(c.error for t in self.tenants for c in t.classes)
 
 
+def _failed(exc: TenantgateError | sa.exc.DBAPIError, tenant: uuid.UUID, data_class: DataClass) -> str:
+    code = exc.code if isinstance(exc, TenantgateError) else type(exc.orig).__name__
+    _log.error("retention.class_failed", tenant_id=str(tenant), data_class=data_class.value, error=code)
+    return code
+
+
 class RetentionJob:
     """Applies every tenant's retention (``periods``) to its data."""
 
@@ -149,18 +155,14 @@ class RetentionJob:
                 reports.append(ClassReport(data_class))
                 continue
             cutoff = now - timedelta(days=days)
-            try:
-                if dry_run:
+            if dry_run:
+                try:
                     count, oldest = await self._preview(data_class, tenant, cutoff)
                     reports.append(ClassReport(data_class, count, oldest, cutoff))
-                else:
-                    count, batches = await self._apply(data_class, tenant, cutoff, progress)
-                    reports.append(ClassReport(data_class, count, None, cutoff, batches))
-            except (TenantgateError, sa.exc.DBAPIError) as exc:
-                # Failing here keeps data (the safe side); the report and the log say what failed.
-                code = exc.code if isinstance(exc, TenantgateError) else type(exc.orig).__name__
-                _log.error("retention.class_failed", tenant_id=str(tenant), data_class=data_class.value, error=code)
-                reports.append(ClassReport(data_class, 0, None, cutoff, 0, code))
+                except (TenantgateError, sa.exc.DBAPIError) as exc:
+                    reports.append(ClassReport(data_class, 0, None, cutoff, 0, _failed(exc, tenant, data_class)))
+            else:
+                reports.append(await self._apply(data_class, tenant, cutoff, progress))
         report = TenantReport(tenant, tuple(reports))
         if not dry_run and report.total:
             payload: dict[str, Any] = {
@@ -175,17 +177,21 @@ class RetentionJob:
 
     async def _apply(
         self, data_class: DataClass, tenant: uuid.UUID, cutoff: datetime, progress: Progress | None
-    ) -> tuple[int, int]:
+    ) -> ClassReport:
         total = batches = 0
         while True:
-            done = await self._batch(data_class, tenant, cutoff)
+            try:
+                done = await self._batch(data_class, tenant, cutoff)
+            except (TenantgateError, sa.exc.DBAPIError) as exc:
+                # The failed batch rolled back: what earlier batches removed is still counted
+                # (and audited); what is left stays until the next run, the safe side.
+                return ClassReport(data_class, total, None, cutoff, batches, _failed(exc, tenant, data_class))
             if done == 0:
-                break
+                return ClassReport(data_class, total, None, cutoff, batches)
             total, batches = total + done, batches + 1
             _log.info("retention.batch", tenant_id=str(tenant), data_class=data_class.value, rows=done, total=total)
             if progress is not None:
                 progress(tenant, data_class, total)
-        return total, batches
 
     async def _batch(self, data_class: DataClass, tenant: uuid.UUID, cutoff: datetime) -> int:
         """One batch, one transaction; how many rows went (0: nothing left)."""
