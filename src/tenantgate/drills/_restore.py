@@ -155,6 +155,8 @@ class RestoreDrill:
             dump = Path(tmp) / "backup.dump"
             try:
                 await self._steps(report, tools, live_url, dump, scratch, tenants, tenant_id, after_restore)
+            except (psycopg.Error, TenantgateError, OSError) as exc:  # a step that could not even run fails
+                report.add("unexpected error", False, f"{type(exc).__name__}: {exc}")
             finally:
                 report.add(*await self._drop(scratch))
         _log.info("drill.restore", ok=report.ok, steps={s.name: s.status for s in report.steps})
