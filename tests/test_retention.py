@@ -11,13 +11,21 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from pydantic import ValidationError
 
 from tenantgate.audit import PLATFORM_CHAIN
+from tenantgate.config import Settings
 from tenantgate.context import PrincipalKind, Role, TenantContext
 from tenantgate.errors import InvalidInput, RoleRequired
 from tenantgate.gate import ComplianceMode
 from tenantgate.installation import Services
-from tenantgate.retention import VERSION_CHILDREN, DataClass, RetentionBelowCompliance, RetentionJob
+from tenantgate.retention import (
+    VERSION_CHILDREN,
+    DataClass,
+    RetentionBelowCompliance,
+    RetentionDefaults,
+    RetentionJob,
+)
 from tenantgate.worker import retention_loop
 from tests.conftest import DatabaseFixture, TenantFixture, new_tenant
 from tests.retention_data import count, plant, plant_messages, su
@@ -339,3 +347,15 @@ async def test_a_failing_class_is_reported_keeps_its_rows_and_the_others_still_r
     assert count(test_db, "cron_jobs", t.id, f"id = '{planted.aged_cron}'") == 1  # kept
     assert by_class[DataClass.MESSAGES].count == 2  # the other classes ran
     assert count(test_db, "messages", t.id) == 2
+
+
+def test_platform_defaults_from_settings() -> None:
+    settings = Settings(_env_file=None, retention_messages_days="forever", retention_run_events_days="7")  # type: ignore[call-arg]
+    defaults = RetentionDefaults.from_settings(settings)
+    assert defaults.days[DataClass.MESSAGES] is None
+    assert defaults.days[DataClass.RUN_EVENTS] == 7
+    assert defaults.days[DataClass.SOFT_DELETED] == 30
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, retention_artifacts_days="0")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, retention_every_s=-1)  # type: ignore[call-arg]
