@@ -359,3 +359,24 @@ def test_platform_defaults_from_settings() -> None:
         Settings(_env_file=None, retention_artifacts_days="0")  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         Settings(_env_file=None, retention_every_s=-1)  # type: ignore[call-arg]
+
+
+async def test_the_platform_reads_and_sets_a_tenants_retention(
+    client: httpx.AsyncClient, services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    _, key = await services.platform_keys.create(f"retention-{uuid.uuid4().hex[:6]}")
+    op = {"Authorization": f"Bearer {key}"}
+    url = f"/v1/platform/tenants/{tenant_a.id}/retention"
+    assert (await client.get(url, headers=tenant_a.headers())).status_code == 401  # a tenant key is not a platform key
+    put = await client.put(url, json={"soft_deleted": 7}, headers=op)
+    assert put.status_code == 200
+    assert put.json()["classes"]["soft_deleted"] == {
+        "days": 7, "source": "tenant", "default_days": 30, "override": True, "floor_days": None,
+    }  # fmt: skip
+    assert (await client.get(url, headers=op)).json()["classes"]["soft_deleted"]["days"] == 7
+    assert (await services.retention.periods.get(tenant_b.system)).days(DataClass.SOFT_DELETED) == 30
+    assert await actions(services, tenant_a, "retention.set") == ["retention.set"]
+    missing = await client.get(f"/v1/platform/tenants/{uuid.uuid4()}/retention", headers=op)
+    assert missing.status_code == 404
+    bad = await client.put(url, json={"soft_deleted": -1}, headers=op)
+    assert bad.status_code == 422
