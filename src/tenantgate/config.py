@@ -284,6 +284,33 @@ class Settings(BaseSettings):
     artifact_s3_kms_key_id: str | None = None
     artifact_s3_timeout_s: float = Field(default=10.0, gt=0, le=300)
 
+    # Retention: how long each data class is kept before the worker's retention job removes it
+    # (days; "forever" or empty keeps it forever). Tenants override these per class
+    # (PUT /v1/retention); compliance modes may impose floors (hipaa: audit payloads 6 years).
+    retention_run_events_days: Annotated[int | None, NoDecode] = Field(default=90, ge=1, le=36_500)
+    retention_messages_days: Annotated[int | None, NoDecode] = Field(default=365, ge=1, le=36_500)
+    retention_artifacts_days: Annotated[int | None, NoDecode] = Field(default=90, ge=1, le=36_500)
+    retention_audit_payloads_days: Annotated[int | None, NoDecode] = Field(default=400, ge=1, le=36_500)
+    retention_soft_deleted_days: Annotated[int | None, NoDecode] = Field(default=30, ge=1, le=36_500)
+    retention_every_s: float = Field(default=3600.0, ge=0, le=7 * 86_400)  # the worker's period; 0 disables
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)  # rows per transaction
+    # The restore drill: a URL of a role that may dump every table, create and drop databases
+    # (a superuser, or a BYPASSRLS role with CREATEDB). Unset: the embedded server's superuser,
+    # else the owner URL. pg_dump/pg_restore come from pg_bin_dir, else the embedded server's, else PATH.
+    drill_database_url: SecretStr | None = None
+    pg_bin_dir: Path | None = None
+
+    @field_validator(
+        "retention_run_events_days", "retention_messages_days", "retention_artifacts_days",
+        "retention_audit_payloads_days", "retention_soft_deleted_days", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _forever(cls, value: Any) -> Any:
+        # "forever" (or empty) from the environment means no limit: keep the class forever.
+        if isinstance(value, str) and value.strip().lower() in ("", "forever", "none", "null"):
+            return None
+        return value
+
     @field_validator("jwt_issuers", mode="before")
     @classmethod
     def _parse_issuers(cls, value: Any) -> Any:

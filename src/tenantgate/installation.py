@@ -37,10 +37,12 @@ from tenantgate.context import TenantContext
 from tenantgate.directives import DirectiveQueue, DirectiveStore
 from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader, Resolver
 from tenantgate.errors import ConfigurationError
+from tenantgate.gate import PROFILES as COMPLIANCE_PROFILES
 from tenantgate.gate import Boundary, Confirmations, DirectiveRunner, Gate, PolicyCache, PolicyStore, quota_hook
 from tenantgate.memory import MemoryStore
 from tenantgate.quotas import Budgets, Limits, PlanStore, PriceTable, Quotas, RateLimiter
 from tenantgate.redact import Redactor
+from tenantgate.retention import RetentionDefaults, RetentionJob, RetentionSettings
 from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
 from tenantgate.signals import SignalBus, SignalStore
 from tenantgate.skills import SkillStore
@@ -76,6 +78,7 @@ __all__ = [
     "artifact_store",
     "build_registry",
     "egress_policy",
+    "retention_job",
     "tenant_domain_lists",
     "tool_artifacts",
 ]
@@ -221,6 +224,16 @@ def artifact_store(settings: Settings, *, db: Database, audit: AuditLog, pepper:
     return ArtifactStore(db=db, audit=audit, storage=artifact_storage(settings), signer=UrlSigner(key), limits=limits)
 
 
+def retention_job(settings: Settings, *, db: Database, audit: AuditLog, artifacts: ArtifactStore) -> RetentionJob:
+    """The retention job over the settings' default periods and the compliance modes' floors."""
+    floors = {mode.value: dict(profile.retention_floor_days) for mode, profile in COMPLIANCE_PROFILES.items()}
+    periods = RetentionSettings(db=db, audit=audit, defaults=RetentionDefaults.from_settings(settings), floors=floors)
+    return RetentionJob(
+        db=db, audit=audit, periods=periods, artifacts=artifacts, mode=settings.mode,
+        batch_size=settings.retention_batch_size,
+    )  # fmt: skip
+
+
 def tool_artifacts(store: ArtifactStore, cache: PolicyCache) -> ToolArtifacts:
     """Tools' artifact source: stores only for tenants whose compliance mode keeps raw content."""
 
@@ -277,6 +290,7 @@ class Services:
     schedules: ScheduleRunner  # runs due cron jobs and heartbeat tasks (the worker calls it)
     quotas: Quotas
     artifacts: ArtifactStore
+    retention: RetentionJob  # the worker runs it every TENANTGATE_RETENTION_EVERY_S; `.periods` per tenant
 
     @classmethod
     def build(
@@ -434,6 +448,7 @@ class Services:
             schedules=ScheduleRunner(db=db, runtime=runtime, principals=principals, audit=audit, mode=settings.mode),
             quotas=quotas,
             artifacts=artifacts,
+            retention=retention_job(settings, db=db, audit=audit, artifacts=artifacts),
         )
 
     async def start(self) -> None:

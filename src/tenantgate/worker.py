@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import signal
 
+import sqlalchemy as sa
+
 from tenantgate.directives import WorkerTiming
 from tenantgate.errors import ConfigurationError, TenantgateError
 from tenantgate.installation import Services
 from tenantgate.logs import get_logger
 
-__all__ = ["run_worker"]
+__all__ = ["retention_loop", "run_worker"]
 
 _log = get_logger("tenantgate.worker")
 
@@ -42,14 +44,16 @@ async def run_worker(services: Services) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, serving.cancel)
     schedules = asyncio.create_task(_run_schedules(services, settings.worker_schedule_poll_s))
+    retention = asyncio.create_task(retention_loop(services, settings.retention_every_s))
     try:
         await serving
     except asyncio.CancelledError:
         pass
     finally:
-        schedules.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await schedules
+        for task in (schedules, retention):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await services.stop()
@@ -62,4 +66,23 @@ async def _run_schedules(services: Services, every_s: float) -> None:
             await services.schedules.run_due()
         except TenantgateError as exc:  # the database is away: try again on the next tick
             _log.warning("schedules.scan_failed", code=exc.code)
+        await asyncio.sleep(every_s)
+
+
+async def retention_loop(services: Services, every_s: float) -> None:
+    """Apply every tenant's retention now and then every ``every_s`` seconds (0: never).
+
+    Every worker runs this loop; the job's advisory lock lets one of them work at a time and
+    the others skip that round.
+    """
+    if every_s <= 0:
+        _log.info("retention.disabled")
+        return
+    while True:
+        try:
+            await services.retention.run()
+        except TenantgateError as exc:  # the database is away: try again next round
+            _log.warning("retention.run_failed", code=exc.code)
+        except sa.exc.SQLAlchemyError as exc:  # kept data is the safe side; the next round retries
+            _log.error("retention.run_failed", error=type(exc).__name__)
         await asyncio.sleep(every_s)

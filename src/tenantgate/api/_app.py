@@ -25,6 +25,7 @@ from tenantgate.api._middleware import RequestContextMiddleware
 from tenantgate.api._platform_routes import router as platform_router
 from tenantgate.api._policy_routes import router as policy_router
 from tenantgate.api._quota_routes import router as quota_router
+from tenantgate.api._retention_routes import router as retention_router
 from tenantgate.api._schedule_routes import router as schedule_router
 from tenantgate.api._skill_routes import router as skill_router
 from tenantgate.api._tenant_routes import router as tenant_router
@@ -83,6 +84,7 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(artifact_router)
     app.router.routes.append(Route("/mcp", mcp, include_in_schema=False))  # the Model Context Protocol
     app.include_router(incident_router)
+    app.include_router(retention_router)
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(SecurityHeadersMiddleware)

@@ -48,6 +48,7 @@ _STATUS = {
     "artifact_too_large": 413,
     "artifact_url_invalid": 403,
     "artifact_storage_unavailable": 503,
+    "retention_below_compliance": 422,
 }
 _HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
 

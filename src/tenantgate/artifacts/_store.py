@@ -320,3 +320,44 @@ class ArtifactStore:
             # Before the commit: if storage refuses, the row stays and the caller can retry.
             await asyncio.to_thread(self._storage.delete, row.storage_key)
         return Artifact.of(row)
+
+    async def expire(self, ctx: TenantContext, *, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` of the tenant's artifacts created before ``before``: rows and objects.
+
+        For the retention job. One transaction deletes the batch's rows (locking them), then
+        their objects, then commits. A crash or failure before the commit, after objects went,
+        leaves rows whose bytes are gone: reads of them answer "not found" (never stale bytes)
+        and the next run deletes them, since they are still aged. Committing first could leave
+        objects no row references, which nothing would ever find again.
+        """
+        _aware(before)
+        aged = (
+            sa.select(_a.c.id)
+            .where(_a.c.tenant_id == ctx.tenant_id, _a.c.created_at < before)
+            .order_by(_a.c.created_at)
+            .limit(limit)
+        )
+        async with self._db.tenant(ctx) as conn:
+            keys = (
+                (
+                    await conn.execute(
+                        sa.delete(_a)
+                        .where(_a.c.tenant_id == ctx.tenant_id, _a.c.id.in_(aged))
+                        .returning(_a.c.storage_key)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not keys:
+                return 0
+            for key in keys:
+                await asyncio.to_thread(self._storage.delete, key)
+            payload = {"count": len(keys), "before": before.isoformat()}
+            await self._audit.append(conn, ctx, AuditEvent(action="artifact.expired", payload=payload))
+        return len(keys)
+
+
+def _aware(moment: datetime) -> None:
+    if moment.tzinfo is None:
+        raise InvalidInput("The retention cutoff needs a time zone.")

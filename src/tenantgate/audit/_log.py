@@ -315,3 +315,47 @@ class AuditLog:
                 return
             event = AuditEvent("audit.payload_erased", payload={"tenant_id": str(tenant_id), "seq": seq})
             await self.append_platform(conn, event, request_id=request_id, actor=actor)
+
+    async def erase_payloads(
+        self,
+        tenant_id: uuid.UUID,
+        before: datetime,
+        *,
+        limit: int = 1000,
+        actor: uuid.UUID | None = None,
+        request_id: str | None = None,
+    ) -> int:
+        """Erase up to ``limit`` payloads of a tenant's events older than ``before``, oldest first.
+
+        The batched form of :meth:`erase_payload` (retention): digests stay, so the chain still
+        verifies; one platform event records the batch (tenant, count, seq range), in the same
+        transaction. Returns how many were erased; fewer than ``limit`` means none is left.
+        """
+        _aware(before, "before")
+        if tenant_id == PLATFORM_CHAIN:
+            raise InvalidInput("The platform chain's payloads are not erased by retention.")
+        if not 1 <= limit <= 100_000:
+            raise InvalidInput("limit is between 1 and 100000.")
+        batch = (
+            sa.select(_e.c.seq)
+            .where(_e.c.tenant_id == tenant_id, _e.c.occurred_at < before, _e.c.erased_at.is_(None))
+            .order_by(_e.c.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        erased = (
+            sa.update(_e)
+            .where(_e.c.tenant_id == tenant_id, _e.c.seq.in_(batch))
+            .values(payload=sa.null(), erased_at=sa.func.now())
+            .returning(_e.c.seq)
+        )
+        async with self._db.admin() as conn:
+            seqs = sorted(row.seq for row in await conn.execute(erased))
+            if seqs:
+                payload = {
+                    "tenant_id": str(tenant_id), "count": len(seqs), "first_seq": seqs[0], "last_seq": seqs[-1],
+                    "before": before.isoformat(),
+                }  # fmt: skip
+                event = AuditEvent("audit.payloads_erased", payload=payload)
+                await self.append_platform(conn, event, request_id=request_id, actor=actor)
+        return len(seqs)

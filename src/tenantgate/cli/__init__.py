@@ -16,6 +16,7 @@ from tenantgate.cli._common import err
 from tenantgate.cli._config import config_app
 from tenantgate.cli._db import db_app
 from tenantgate.cli._demo import demo
+from tenantgate.cli._drill import drill_app
 from tenantgate.cli._history import history_app
 from tenantgate.cli._incident import incident_app
 from tenantgate.cli._keys import keys_app
@@ -23,6 +24,7 @@ from tenantgate.cli._limits import limits_app
 from tenantgate.cli._platform import platform_app
 from tenantgate.cli._policy import kill_switch_app, policy_app
 from tenantgate.cli._principals import principals_app
+from tenantgate.cli._retention import retention_app
 from tenantgate.cli._serve import serve
 from tenantgate.cli._skills import skills_app
 from tenantgate.cli._tenants import tenants_app
@@ -51,6 +53,8 @@ app.add_typer(skills_app, name="skills")
 app.add_typer(limits_app, name="limits")
 app.add_typer(history_app, name="history")
 app.add_typer(incident_app, name="incident")
+app.add_typer(retention_app, name="retention")
+app.add_typer(drill_app, name="drill")
 
 
 def main() -> None:

@@ -469,3 +469,15 @@ run_holds = sa.Table(
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("expires_at", _ts, nullable=False),
 )
+
+# --- retention (migration 0012) ------------------------------------------------------------
+
+retention_settings = sa.Table(
+    "retention_settings",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("data_class", sa.Text, primary_key=True),
+    sa.Column("days", sa.Integer),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("updated_by", UUID(as_uuid=True), nullable=False),
+)
