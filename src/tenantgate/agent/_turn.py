@@ -44,6 +44,7 @@ from tenantgate.quotas import Quotas, TokenReservation
 from tenantgate.redact import Redactor
 from tenantgate.store import Database
 from tenantgate.tools import Outcome, ToolRegistry, ToolSpec
+from tenantgate.tracing import span
 
 __all__ = ["AgentRuntime", "RuntimeLimits", "TurnResult"]
 
@@ -235,6 +236,15 @@ class AgentRuntime:
     # --- the loop --------------------------------------------------------------------------
 
     async def _drive(
+        self, ctx: TenantContext, execution: TenantContext, view: TenantView, live: LiveRun, conversation: Conversation
+    ) -> TurnResult:
+        with span("tenantgate.turn", execution) as current:
+            result = await self._drive_traced(ctx, execution, view, live, conversation)
+            if current is not None:
+                current.set_attribute("tenantgate.run_status", result.status.value)
+            return result
+
+    async def _drive_traced(
         self, ctx: TenantContext, execution: TenantContext, view: TenantView, live: LiveRun, conversation: Conversation
     ) -> TurnResult:
         state = _State(keep_raw=view.compliance.keep_raw_content, visible=view.visible)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from tenantgate import __version__
 from tenantgate.api._agent_routes import router as agent_router
+from tenantgate.api._alert_routes import router as alert_router
 from tenantgate.api._artifact_routes import router as artifact_router
 from tenantgate.api._audit_routes import router as audit_router
 from tenantgate.api._confirmation_routes import router as confirmation_router
@@ -17,6 +18,8 @@ from tenantgate.api._credential_routes import router as credential_router
 from tenantgate.api._deps import ServicesDep
 from tenantgate.api._errors import ErrorBody, install_error_handlers
 from tenantgate.api._memory_routes import router as memory_router
+from tenantgate.api._metrics import MetricsMiddleware
+from tenantgate.api._metrics import router as metrics_router
 from tenantgate.api._middleware import RequestContextMiddleware
 from tenantgate.api._platform_routes import router as platform_router
 from tenantgate.api._policy_routes import router as policy_router
@@ -74,7 +77,10 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(webhook_router)
     app.include_router(quota_router)
     app.include_router(artifact_router)
+    app.include_router(alert_router)
+    app.include_router(metrics_router)
     install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # inside the request id: counts every answer
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(RequestContextMiddleware)
     return app
