@@ -16,7 +16,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 
 from tenantgate.api import create_app
-from tenantgate.gate import ProposedCall
 from tenantgate.installation import Installation, Services
 from tenantgate.tracing import configure_tracing, span
 from tests import fixture_tools
@@ -32,7 +31,7 @@ def _value(text: str, name: str, **labels: str) -> float:
     for line in text.splitlines():
         if not line.startswith(name + "{") and not line.startswith(name + " "):
             continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0])) if "{" in line else {}
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line[: line.rindex("}")])) if "{" in line else {}
         if all(found.get(k) == v for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
@@ -183,14 +182,16 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 
 
 async def test_a_tool_call_produces_gate_tool_and_database_spans_with_ids_and_no_arguments(
-    exporter: InMemorySpanExporter, services: Services, tenant_a: TenantFixture
+    exporter: InMemorySpanExporter, services: Services, client: httpx.AsyncClient, tenant_a: TenantFixture
 ) -> None:
     await services.policies.set_policy(tenant_a.system, POLICY)
     secret_text = "do-not-trace-" + uuid.uuid4().hex
     exporter.clear()
-    outcome = await services.boundary.call(tenant_a.system, ProposedCall("echo@v1", {"text": secret_text}))
-    assert outcome.result is not None
-    assert outcome.result.output == {"text": secret_text}
+    response = await client.post(
+        "/v1/tools/echo@v1/call", headers=tenant_a.headers(), json={"arguments": {"text": secret_text}}
+    )
+    assert response.status_code == 200, response.text
+    request_id = response.headers["x-request-id"]
     spans = exporter.get_finished_spans()
     names = [s.name for s in spans]
     assert "tenantgate.gate" in names
@@ -201,10 +202,11 @@ async def test_a_tool_call_produces_gate_tool_and_database_spans_with_ids_and_no
     assert gate.attributes is not None
     assert tool.attributes is not None
     assert gate.attributes["tenantgate.tenant_id"] == str(tenant_a.id)
-    assert gate.attributes["tenantgate.request_id"] == tenant_a.system.request_id
+    assert gate.attributes["tenantgate.request_id"] == request_id
     assert gate.attributes["tenantgate.verdict"] == "allow"
     assert tool.attributes["tenantgate.tool"] == "echo@v1"
     assert tool.attributes["tenantgate.outcome"] == "succeeded"
+    assert tool.attributes["tenantgate.request_id"] == request_id
     for finished in spans:
         assert secret_text not in repr(dict(finished.attributes or {}))
 
