@@ -384,3 +384,28 @@ async def test_alert_rows_are_row_level_secured(world: World, services: Services
         settings_rows = (await conn.execute(sa.text("SELECT count(*) FROM tenantgate.alert_settings"))).scalar_one()
     assert seen == 0
     assert settings_rows == 0
+
+
+async def test_reused_idempotency_keys_are_audited_and_alerted(world: World, services: Services) -> None:
+    tenant = await new_tenant(services, "replay")
+    policy = {"packages": [{"package": "memory"}], "grants": [{"id": "wipe", "tools": ["memory_wipe@v1"]}]}
+    await world.services.policies.set_policy(tenant.system, policy)
+    await world.services.alerts.set_settings(tenant.system, {"rules": {"idempotency_conflict": {"threshold": 2}}})
+    async with world.client() as client:
+
+        def post(key: str, scope: str) -> Any:
+            return client.post(
+                "/v1/tools/memory_wipe@v1/call",
+                json={"arguments": {"scope": scope}},
+                headers={**tenant.headers(), "Idempotency-Key": key},
+            )
+
+        assert (await post("k1", "notes")).status_code == 200
+        assert (await post("k1", "everything")).status_code == 409
+        assert await _alerts(world, tenant, rule="idempotency_conflict") == []
+        assert (await post("k1", "all")).status_code == 409
+    await world.settle()
+    conflicts = await world.services.audit.page(tenant.system, action="tool.idempotency_conflict")
+    assert [(r.decision, r.code, r.tool) for r in conflicts] == [("deny", "idempotency_conflict", "memory_wipe@v1")] * 2
+    (alert,) = await _alerts(world, tenant, rule="idempotency_conflict")
+    assert alert["subject"] == f"principal:{tenant.owner_id}"

@@ -211,6 +211,25 @@ async def test_a_tool_call_produces_gate_tool_and_database_spans_with_ids_and_no
         assert secret_text not in repr(dict(finished.attributes or {}))
 
 
+async def test_an_agent_turn_is_one_span_with_the_tenant_and_its_outcome(
+    exporter: InMemorySpanExporter, services: Services, client: httpx.AsyncClient, tenant_a: TenantFixture
+) -> None:
+    policy = {**POLICY, "ai": {"planner": {"provider": "scripted", "script": [{"reply": "Hi."}]}}}
+    await services.policies.set_policy(tenant_a.system, policy)
+    session = await client.post("/v1/sessions", json={"title": "traced"}, headers=tenant_a.headers())
+    assert session.status_code == 201, session.text
+    exporter.clear()
+    turn = await client.post(
+        f"/v1/sessions/{session.json()['id']}/messages", json={"content": "Hello?"}, headers=tenant_a.headers()
+    )
+    assert turn.status_code == 200, turn.text
+    (traced,) = [s for s in exporter.get_finished_spans() if s.name == "tenantgate.turn"]
+    assert traced.attributes is not None
+    assert traced.attributes["tenantgate.tenant_id"] == str(tenant_a.id)
+    assert traced.attributes["tenantgate.run_status"] == "completed"
+    assert "Hello?" not in repr(dict(traced.attributes))
+
+
 async def test_spans_are_a_no_op_when_tracing_is_off() -> None:
     configure_tracing(False)
     with span("tenantgate.gate") as current:
