@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_observe.py           # full run, about 2 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_observe.py           # full run, about 6 minutes on 2 shared cores
     .venv/bin/python benchmarks/bench_observe.py --quick   # short run, to check it works
 
 Starts an embedded PostgreSQL in a temporary directory, removed at exit, or, with
@@ -66,7 +66,7 @@ class ObservePlan(Plan):
     records: int = 5_000  # per round and case, for the observers alone
 
 
-FULL = ObservePlan(rounds=5, calls=300, records=20_000, deadline_s=900)
+FULL = ObservePlan(rounds=5, calls=150, records=20_000, deadline_s=900)
 QUICK = ObservePlan(rounds=3, calls=40, records=2_000, deadline_s=300)
 
 CASES = {

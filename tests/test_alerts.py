@@ -409,3 +409,13 @@ async def test_reused_idempotency_keys_are_audited_and_alerted(world: World, ser
     assert [(r.decision, r.code, r.tool) for r in conflicts] == [("deny", "idempotency_conflict", "memory_wipe@v1")] * 2
     (alert,) = await _alerts(world, tenant, rule="idempotency_conflict")
     assert alert["subject"] == f"principal:{tenant.owner_id}"
+
+
+async def test_a_long_subject_is_cut_to_the_alert_tables_bound(world: World, services: Services) -> None:
+    tenant = await new_tenant(services, "long")
+    await world.services.alerts.set_settings(tenant.system, {"rules": {"webhook_failures": {"threshold": 1}}})
+    endpoint = "e" * 400
+    event = AuditEvent("webhook.rejected", decision="deny", code="webhook_rejected", payload={"endpoint_id": endpoint})
+    await world.services.audit.record(tenant.system, event)
+    (alert,) = await _alerts(world, tenant, rule="webhook_failures")
+    assert alert["subject"] == ("endpoint:" + endpoint)[:200]

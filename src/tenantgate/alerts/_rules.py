@@ -125,6 +125,9 @@ class Match:
     rule: Rule
     subject: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subject", self.subject[:_SUBJECT_MAX])  # the alerts table's bound
+
 
 def _principal(record: AuditRecord) -> str:
     return f"principal:{record.principal_id}" if record.principal_id is not None else "principal:unknown"

@@ -20,7 +20,7 @@ from typing import Any
 
 from tenantgate.alerts._detector import WindowCounter, window_start
 from tenantgate.alerts._notify import Notifier
-from tenantgate.alerts._rules import AlertSettings, Rule, matches
+from tenantgate.alerts._rules import AlertSettings, Rule, RuleSettings, matches
 from tenantgate.alerts._store import AlertInfo, AlertStore, Finding
 from tenantgate.audit import PLATFORM_CHAIN, AuditRecord
 from tenantgate.auth import system_context
@@ -75,7 +75,8 @@ class Alerts:
         self._responses = responses
         self._ttl = settings_ttl_s
         self._on_raised = on_raised
-        self._cache: dict[uuid.UUID, tuple[float, AlertSettings]] = {}
+        # Per tenant: until when, the settings, and every rule's effective settings (merged once).
+        self._cache: dict[uuid.UUID, tuple[float, AlertSettings, dict[Rule, RuleSettings]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # The clock windows are counted by: epoch seconds. Tests may set it to step across windows.
         self.clock: Callable[[], float] = time.time
@@ -89,10 +90,10 @@ class Alerts:
         found = matches(record)
         if not found:
             return
-        settings = await self._settings_for(record.tenant_id)
+        settings, rules = await self._settings_for(record.tenant_id)
         now = self.clock()
         for match in found:
-            rule = settings.rule(match.rule)
+            rule = rules[match.rule]
             if not rule.enabled:
                 continue
             start = window_start(now, rule.window_s)
@@ -131,17 +132,18 @@ class Alerts:
                      response=alert.response, result=result)  # fmt: skip
         await self.store.responded(ctx, alert.id, result[:500])
 
-    async def _settings_for(self, tenant_id: uuid.UUID) -> AlertSettings:
+    async def _settings_for(self, tenant_id: uuid.UUID) -> tuple[AlertSettings, dict[Rule, RuleSettings]]:
         now = time.monotonic()
         cached = self._cache.get(tenant_id)
         if cached is not None and cached[0] > now:
-            return cached[1]
+            return cached[1], cached[2]
         ctx = system_context(tenant_id, mode=self._mode, request_id="alerts:settings")
         settings = await self.store.settings(ctx)
+        rules = {rule: settings.rule(rule) for rule in Rule}
         if len(self._cache) > 10_000:
             self._cache.clear()  # bounded: a cache, not a registry of tenants
-        self._cache[tenant_id] = (now + self._ttl, settings)
-        return settings
+        self._cache[tenant_id] = (now + self._ttl, settings, rules)
+        return settings, rules
 
     # --- the tenant's surface ----------------------------------------------------------------
 
