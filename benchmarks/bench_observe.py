@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_observe.py           # full run, about 6 minutes on 2 shared cores
+    .venv/bin/python benchmarks/bench_observe.py           # full run, about 8 minutes on 2 shared cores
     .venv/bin/python benchmarks/bench_observe.py --quick   # short run, to check it works
 
 Starts an embedded PostgreSQL in a temporary directory, removed at exit, or, with
