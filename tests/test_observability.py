@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pydantic import SecretStr
 
 from tenantgate.api import create_app
+from tenantgate.audit import AuditEvent
 from tenantgate.installation import Installation, Services
 from tenantgate.tracing import configure_tracing, span
 from tests import fixture_tools
@@ -234,3 +235,22 @@ async def test_spans_are_a_no_op_when_tracing_is_off() -> None:
     configure_tracing(False)
     with span("tenantgate.gate") as current:
         assert current is None
+
+
+async def test_metrics_and_alerts_can_be_switched_off(installation: Installation, services: Services) -> None:
+    settings = installation.settings.model_copy(
+        update={"metrics_enabled": False, "alerts_enabled": False, "metrics_token": SecretStr(TOKEN)}
+    )
+    built = Services.build(replace(installation, settings=settings), registry=fixture_tools.registry(settings.mode))
+    tenant = await new_tenant(services, "off")
+    await services.alerts.set_settings(tenant.system, {"rules": {"webhook_failures": {"threshold": 1}}})
+    app = create_app(built)
+    async with app.router.lifespan_context(app):
+        async with _client(app) as client:
+            response = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert response.status_code == 404
+        event = AuditEvent("webhook.rejected", decision="deny", code="webhook_rejected", payload={"endpoint_id": "x"})
+        await built.audit.record(tenant.system, event)
+        await built.alerts.drain()
+    assert await services.alerts.store.list(tenant.system) == []
+    assert "tenantgate_audit_append_seconds_count 0.0" in built.metrics.exposition().decode()  # nothing observed
