@@ -311,6 +311,34 @@ class Settings(BaseSettings):
             return None
         return value
 
+    # Observability. /metrics: a bearer token when set; without one it answers only requests
+    # from loopback to a loopback address that no proxy forwarded (api/_metrics.py). Tenant labels
+    # only for the tenants named here (names or ids, comma-separated, at most 100): bounded series.
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    metrics_tenant_labels: Annotated[tuple[str, ...], NoDecode] = ()
+    metrics_queue_cache_s: float = Field(default=5.0, ge=0, le=300)  # directive queue depth: read at most this often
+    # OpenTelemetry spans (the `otel` extra): off by default; on, through the global tracer provider.
+    otel_enabled: bool = False
+    # Anomaly detection over audited events, alerts, and their notifications (see alerts/).
+    alerts_enabled: bool = True
+    alerts_webhook_attempts: int = Field(default=5, ge=1, le=20)
+    alerts_webhook_backoff_s: float = Field(default=1.0, gt=0, le=600)  # exponential: n-th retry waits backoff*2**n
+
+    @field_validator("metrics_tenant_labels", mode="before")
+    @classmethod
+    def _parse_tenant_labels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("metrics_tenant_labels")
+    @classmethod
+    def _bounded_tenant_labels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) > 100:
+            raise ValueError("metrics_tenant_labels names at most 100 tenants: each one adds series to every metric")
+        return value
+
     @field_validator("jwt_issuers", mode="before")
     @classmethod
     def _parse_issuers(cls, value: Any) -> Any:

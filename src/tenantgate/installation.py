@@ -6,6 +6,7 @@ same parts the same way, and tests can assemble them against their own database.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_network
@@ -13,6 +14,7 @@ from ipaddress import ip_network
 import httpx
 
 from tenantgate.agent import AgentRuntime, PlannerFactory, PlannerHttp, ProviderDefaults, RuntimeLimits
+from tenantgate.alerts import Alerts, AlertStore, Notifier, Responses, WebhookPolicy, WindowCounter
 from tenantgate.artifacts import (
     ArtifactLimits,
     ArtifactStorage,
@@ -38,8 +40,18 @@ from tenantgate.directives import DirectiveQueue, DirectiveStore
 from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader, Resolver
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import PROFILES as COMPLIANCE_PROFILES
-from tenantgate.gate import Boundary, Confirmations, DirectiveRunner, Gate, PolicyCache, PolicyStore, quota_hook
+from tenantgate.gate import (
+    Boundary,
+    Confirmations,
+    DirectiveRunner,
+    Gate,
+    PolicyCache,
+    PolicyStore,
+    SwitchScope,
+    quota_hook,
+)
 from tenantgate.memory import MemoryStore
+from tenantgate.metrics import Metrics, QueueSampler, tenant_labels
 from tenantgate.quotas import Budgets, Limits, PlanStore, PriceTable, Quotas, RateLimiter
 from tenantgate.redact import Redactor
 from tenantgate.retention import RetentionDefaults, RetentionJob, RetentionSettings
@@ -74,6 +86,7 @@ __all__ = [
     "Installation",
     "Outside",
     "Services",
+    "alert_service",
     "artifact_storage",
     "artifact_store",
     "build_registry",
@@ -243,6 +256,53 @@ def tool_artifacts(store: ArtifactStore, cache: PolicyCache) -> ToolArtifacts:
     return ToolArtifacts(store, keeps_raw=keeps_raw)
 
 
+def alert_service(
+    settings: Settings,
+    *,
+    db: Database,
+    audit: AuditLog,
+    http: HttpSource,
+    credentials: CredentialStore,
+    policies: PolicyStore,
+    pepper: bytes,
+    metrics: Metrics,
+) -> Alerts:
+    """Anomaly rules over the audit stream; webhooks through the egress door; responses through the services."""
+    store = AlertStore(db=db, audit=audit)
+    keys = KeyService(db=db, pepper=pepper, audit=audit)
+
+    async def secret(ctx: TenantContext, name: str, alert_id: uuid.UUID) -> str:
+        credential = await credentials.use(ctx, name, tool="alerts.webhook", call_id=alert_id, run_id=None)
+        return credential.secret["secret"]
+
+    async def pause_ai(ctx: TenantContext, reason: str) -> str:
+        switch = await policies.set_tenant_switch(ctx, SwitchScope.AI, reason=reason, set_by="alerts")
+        return f"AI paused (switch {switch.id})"
+
+    async def revoke_key(ctx: TenantContext, prefix: str, reason: str) -> str:
+        for key in await keys.list(ctx):
+            if key.prefix == prefix:
+                await keys.revoke(ctx, key.id)
+                return f"key {key.id} revoked"
+        return "no key of this tenant has that prefix"
+
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    notifier = Notifier(
+        store=store,
+        client_for=lambda ctx, alert_id: http.client(ctx, tool="alerts.webhook", call_id=alert_id),
+        secret_for=secret,
+        policy=WebhookPolicy(attempts=settings.alerts_webhook_attempts, backoff_s=settings.alerts_webhook_backoff_s),
+    )
+    return Alerts(
+        store=store,
+        counter=WindowCounter(redis_url, timeout_s=settings.quota_backend_timeout_s),
+        notifier=notifier,
+        mode=settings.mode,
+        responses=Responses(pause_ai=pause_ai, revoke_key=revoke_key),
+        on_raised=lambda alert: metrics.alert_raised(alert.tenant_id, alert.rule, alert.severity),
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outside:
     """How tools and planners reach the outside world: one egress policy, and the resolver and dialer.
@@ -291,6 +351,9 @@ class Services:
     quotas: Quotas
     artifacts: ArtifactStore
     retention: RetentionJob  # the worker runs it every TENANTGATE_RETENTION_EVERY_S; `.periods` per tenant
+    metrics: Metrics  # this process's Prometheus registry, fed by the audit stream and the HTTP edge
+    queue_sampler: QueueSampler
+    alerts: Alerts
 
     @classmethod
     def build(
@@ -418,6 +481,16 @@ class Services:
             db=db, runtime=runtime, boundary=boundary, directives=directives.store, audit=audit,
             endpoints=webhooks.endpoints, principals=principals,
         ).attach(signals)  # fmt: skip
+        # Observers of the audit stream: metrics, and the anomaly rules that raise alerts.
+        metrics = Metrics()
+        alerts = alert_service(
+            settings, db=db, audit=audit, http=http, credentials=credentials, policies=policies,
+            pepper=installation.pepper, metrics=metrics,
+        )  # fmt: skip
+        if settings.metrics_enabled:
+            audit.observe(metrics.observe)
+        if settings.alerts_enabled:
+            audit.observe(alerts.observe)
         return cls(
             settings=settings,
             db=db,
@@ -449,12 +522,22 @@ class Services:
             quotas=quotas,
             artifacts=artifacts,
             retention=retention_job(settings, db=db, audit=audit, artifacts=artifacts),
+            metrics=metrics,
+            queue_sampler=QueueSampler(db=db, metrics=metrics, cache_s=settings.metrics_queue_cache_s),
+            alerts=alerts,
         )
 
     async def start(self) -> None:
         """Start what runs in the background (the policy listener). Call on the serving loop."""
         await self.policy_cache.start()
         self.runtime.start()
+        if self.settings.metrics_tenant_labels:
+            tenants = self.tenants
+
+            async def known() -> list[tuple[uuid.UUID, str]]:
+                return [(tenant.id, tenant.name) for tenant in await tenants.list()]
+
+            self.metrics.label_tenants(await tenant_labels(self.settings.metrics_tenant_labels, known))
 
     async def stop(self) -> None:
         await self.policy_cache.stop()
@@ -463,5 +546,6 @@ class Services:
         if self.queue is not None:
             await self.queue.close()
         await self.quotas.rates.close()
+        await self.alerts.close()
         await self.audit.drain()  # access events still in flight are written, not dropped
         await self.db.dispose()

@@ -48,6 +48,7 @@ from tenantgate.quotas import Quotas, TokenReservation
 from tenantgate.redact import Redactor
 from tenantgate.store import Database
 from tenantgate.tools import Outcome, ToolRegistry, ToolSpec
+from tenantgate.tracing import span
 
 __all__ = ["AgentRuntime", "ResumeQueue", "RuntimeLimits", "TurnResult"]
 
@@ -379,6 +380,21 @@ class AgentRuntime:
         live: LiveRun,
         conversation: Conversation,
         carry: _Carry | None = None,
+    ) -> TurnResult:
+        with span("tenantgate.turn", execution) as current:
+            result = await self._drive_traced(ctx, execution, view, live, conversation, carry)
+            if current is not None:
+                current.set_attribute("tenantgate.run_status", result.status.value)
+            return result
+
+    async def _drive_traced(
+        self,
+        ctx: TenantContext,
+        execution: TenantContext,
+        view: TenantView,
+        live: LiveRun,
+        conversation: Conversation,
+        carry: _Carry | None,
     ) -> TurnResult:
         state = _State(keep_raw=view.compliance.keep_raw_content, visible=view.visible)
         spent = 0.0

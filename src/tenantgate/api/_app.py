@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from tenantgate import __version__
 from tenantgate.api._agent_routes import router as agent_router
+from tenantgate.api._alert_routes import router as alert_router
 from tenantgate.api._artifact_routes import router as artifact_router
 from tenantgate.api._audit_routes import router as audit_router
 from tenantgate.api._confirmation_routes import router as confirmation_router
@@ -21,6 +22,8 @@ from tenantgate.api._headers import SecurityHeadersMiddleware
 from tenantgate.api._incident_routes import router as incident_router
 from tenantgate.api._mcp import McpEdge
 from tenantgate.api._memory_routes import router as memory_router
+from tenantgate.api._metrics import MetricsMiddleware
+from tenantgate.api._metrics import router as metrics_router
 from tenantgate.api._middleware import RequestContextMiddleware
 from tenantgate.api._platform_routes import router as platform_router
 from tenantgate.api._policy_routes import router as policy_router
@@ -85,7 +88,10 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.router.routes.append(Route("/mcp", mcp, include_in_schema=False))  # the Model Context Protocol
     app.include_router(incident_router)
     app.include_router(retention_router)
+    app.include_router(alert_router)
+    app.include_router(metrics_router)
     install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # inside the request id: counts every answer
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)

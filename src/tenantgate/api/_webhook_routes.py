@@ -78,11 +78,14 @@ async def receive_webhook(provider: str, endpoint_id: str, request: Request, ser
     parsed = _endpoint_id(endpoint_id)
     body = await request.body()
     if parsed is None or len(body) > _MAX_BODY:
+        services.metrics.webhook_verification(provider, "rejected")
         return _refused()
     try:
         result = await services.webhooks.receive(provider, parsed, request.headers, body)
     except WebhookRejected:
+        services.metrics.webhook_verification(provider, "rejected")
         return _refused()
+    services.metrics.webhook_verification(provider, "verified")
     return JSONResponse({"received": len(result.recorded), "duplicates": len(result.duplicates)})
 
 

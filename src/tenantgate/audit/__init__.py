@@ -10,7 +10,7 @@ where it breaks; ``tenantgate audit verify`` runs it for every chain.
 from tenantgate.audit._canonical import GENESIS, MAX_PAYLOAD_BYTES, PLATFORM_CHAIN
 from tenantgate.audit._chain import ChainReport
 from tenantgate.audit._event import DECISIONS, AuditEvent, AuditRecord
-from tenantgate.audit._log import MAX_PAGE, AuditLog
+from tenantgate.audit._log import MAX_PAGE, AuditLog, AuditObserver
 
 __all__ = [
     "DECISIONS",
@@ -20,6 +20,7 @@ __all__ = [
     "PLATFORM_CHAIN",
     "AuditEvent",
     "AuditLog",
+    "AuditObserver",
     "AuditRecord",
     "ChainReport",
 ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,11 @@ from tenantgate.store import TENANT_SETTING, Database, tables
 
 _log = get_logger("tenantgate.audit")
 
-__all__ = ["MAX_PAGE", "AuditLog"]
+__all__ = ["MAX_PAGE", "AuditLog", "AuditObserver"]
+
+# Called with each record once it is durable (after ``record``/``record_as`` commit). Metrics
+# and anomaly detection subscribe here without this package knowing them (they sit above it).
+AuditObserver = Callable[[AuditRecord], Awaitable[None]]
 
 _e, _h = tables.audit_events, tables.audit_heads
 MAX_PAGE = 500
@@ -94,6 +98,24 @@ class AuditLog:
         self._tenants = GroupCommit(write_many=self._write_tenants, write_one=self._write_tenant)
         self._platform = GroupCommit(write_many=self._write_platform_batch, write_one=self._write_platform)
         self._later: set[asyncio.Task[object]] = set()  # strong references: the loop keeps only weak ones
+        self._observers: tuple[AuditObserver, ...] = ()
+
+    def observe(self, observer: AuditObserver) -> None:
+        """Call ``observer`` with every tenant record once it has committed (record, record_as).
+
+        Events appended inside a caller's transaction (``append``) are not observed: their
+        commit is the caller's. An observer that raises is logged and skipped; it never
+        fails the write it observes.
+        """
+        self._observers = (*self._observers, observer)
+
+    async def _observed(self, record: AuditRecord) -> AuditRecord:
+        for observer in self._observers:
+            try:
+                await observer(record)
+            except Exception as exc:  # noqa: BLE001 - observing an event must not fail the event
+                _log.error("audit.observer_failed", action=record.action, error=type(exc).__name__)
+        return record
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -130,7 +152,8 @@ class AuditLog:
 
     async def record(self, ctx: TenantContext, event: AuditEvent) -> AuditRecord:
         """Record ``event`` for ``ctx``'s tenant in its own transaction; durable when this returns."""
-        return await self._tenants.submit(ctx.tenant_id, self._draft_for(ctx, event))
+        record = await self._tenants.submit(ctx.tenant_id, self._draft_for(ctx, event))
+        return await self._observed(record) if self._observers else record
 
     async def record_as(
         self,
@@ -145,7 +168,8 @@ class AuditLog:
         if tenant_id == PLATFORM_CHAIN:
             raise InvalidInput("Platform events go through record_platform.")
         draft = self._draft(tenant_id, event, principal_id, principal_kind, None, request_id)
-        return await self._tenants.submit(tenant_id, draft)
+        record = await self._tenants.submit(tenant_id, draft)
+        return await self._observed(record) if self._observers else record
 
     async def record_platform(
         self, event: AuditEvent, *, request_id: str | None = None, actor: uuid.UUID | None = None

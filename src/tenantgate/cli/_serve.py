@@ -19,6 +19,7 @@ from tenantgate.installation import Installation, Services
 from tenantgate.logs import configure_logging
 from tenantgate.redact import Redactor
 from tenantgate.store import write_private
+from tenantgate.tracing import configure_tracing
 
 __all__ = ["check_exposure", "serve"]
 
@@ -82,6 +83,7 @@ def serve(
         err.print(f"[bold red]WARNING[/bold red] {warning}")
     redactor = Redactor()  # one for the process: logs, audit and tools share its known secrets
     configure_logging(settings.log_level, redactor=redactor)
+    configure_tracing(settings.otel_enabled)  # spans only with the otel extra installed and this on
     installation = Installation.open(settings)
     services = Services.build(installation, redactor=redactor)
 

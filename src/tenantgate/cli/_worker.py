@@ -9,6 +9,7 @@ from tenantgate.errors import ConfigurationError
 from tenantgate.installation import Installation, Services
 from tenantgate.logs import configure_logging
 from tenantgate.redact import Redactor
+from tenantgate.tracing import configure_tracing
 from tenantgate.worker import run_worker
 
 __all__ = ["worker"]
@@ -21,6 +22,7 @@ def worker() -> None:
         raise ConfigurationError("tenantgate worker serves the directive queue: set TENANTGATE_DIRECTIVES=queue.")
     redactor = Redactor()
     configure_logging(settings.log_level, redactor=redactor)
+    configure_tracing(settings.otel_enabled)  # spans only with the otel extra installed and this on
     installation = Installation.open(settings)
     for warning in settings.transport_warnings():
         err.print(f"[bold red]WARNING[/bold red] {warning}")

@@ -13,6 +13,7 @@ from typing import Any
 
 from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import TenantContext
+from tenantgate.directives import IdempotencyConflict
 from tenantgate.gate._confirmations import ConfirmationInfo, Confirmations
 from tenantgate.gate._decision import Code, Decision, Verdict
 from tenantgate.gate._directives import DirectiveRunner
@@ -121,7 +122,17 @@ class Boundary:
             return CallOutcome(call_id, decision)
 
         assert decision.arguments is not None
-        result = await self._execute(ctx, decision, call_id, run_id, idempotency_key)
+        try:
+            result = await self._execute(ctx, decision, call_id, run_id, idempotency_key)
+        except IdempotencyConflict:
+            # A key reused for another call: refused with nothing done; recorded, since a run of
+            # these is how a replaying or confused client shows itself (an alert rule counts them).
+            await self._audit.record(
+                ctx,
+                AuditEvent(action="tool.idempotency_conflict", decision="deny", code=IdempotencyConflict.code,
+                           tool=decision.tool, payload={"call_id": str(call_id)}),
+            )  # fmt: skip
+            raise
         pending = result.outcome is Outcome.PENDING  # a directive still running: its own rows say how it ends
         await self._audit.record(
             ctx,

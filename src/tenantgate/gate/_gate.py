@@ -23,6 +23,7 @@ from tenantgate.gate._conditions import ConditionError
 from tenantgate.gate._decision import Code, Decision, Verdict
 from tenantgate.logs import get_logger
 from tenantgate.tools import Tool, ToolRegistry, ToolSpec
+from tenantgate.tracing import span
 
 __all__ = ["Gate", "PolicySource", "ProposedCall", "QuotaHook", "args_digest", "evaluate", "offerable"]
 
@@ -202,6 +203,14 @@ class Gate:
         self, ctx: TenantContext, call: ProposedCall, *, confirmed: bool = False, channel: bool = False
     ) -> Decision:
         """Total: every failure inside becomes a deny, never an exception."""
+        with span("tenantgate.gate", ctx, tool=call.tool) as current:
+            decision = await self._decide(ctx, call, confirmed=confirmed, channel=channel)
+            if current is not None:
+                current.set_attribute("tenantgate.verdict", decision.verdict.value)
+                current.set_attribute("tenantgate.code", decision.code.value)
+            return decision
+
+    async def _decide(self, ctx: TenantContext, call: ProposedCall, *, confirmed: bool, channel: bool) -> Decision:
         try:
             try:
                 view = await self._policies.view(ctx)

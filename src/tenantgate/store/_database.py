@@ -19,6 +19,7 @@ from tenantgate.store._provision import head_revision, schema_revision, sqlalche
 from tenantgate.store._roles import RoleNames
 from tenantgate.store._schema import SCHEMA
 from tenantgate.store.rls import TENANT_SETTING
+from tenantgate.tracing import span
 
 __all__ = ["AuthTransaction", "Database"]
 
@@ -93,9 +94,10 @@ class Database:
     @asynccontextmanager
     async def tenant(self, ctx: TenantContext) -> AsyncIterator[AsyncConnection]:
         """A transaction that sees only ``ctx``'s tenant; the setting dies with the transaction."""
-        async with self._begin(self._app) as conn:
-            await conn.execute(_SET_TENANT, {"tenant": str(ctx.tenant_id)})
-            yield conn
+        with span("tenantgate.db.transaction", ctx, role="app"):
+            async with self._begin(self._app) as conn:
+                await conn.execute(_SET_TENANT, {"tenant": str(ctx.tenant_id)})
+                yield conn
 
     @asynccontextmanager
     async def authenticating(self) -> AsyncIterator[AuthTransaction]:
@@ -114,8 +116,9 @@ class Database:
     @asynccontextmanager
     async def admin(self) -> AsyncIterator[AsyncConnection]:
         """A BYPASSRLS transaction. Only for audited platform operations."""
-        async with self._begin(self._admin) as conn:
-            yield conn
+        with span("tenantgate.db.transaction", role="admin"):
+            async with self._begin(self._admin) as conn:
+                yield conn
 
     @asynccontextmanager
     async def _begin(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:

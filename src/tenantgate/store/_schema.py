@@ -481,3 +481,37 @@ retention_settings = sa.Table(
     sa.Column("updated_at", _ts, nullable=False),
     sa.Column("updated_by", UUID(as_uuid=True), nullable=False),
 )
+
+# --- observe: alerts (migration 0016) ---
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("window_start", _ts, nullable=False),
+    sa.Column("window_s", sa.Integer, nullable=False),
+    sa.Column("threshold", sa.Integer, nullable=False),
+    sa.Column("severity", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("response", sa.Text),
+    sa.Column("response_result", sa.Text),
+    sa.Column("notified_at", _ts),
+    sa.Column("notify_attempts", sa.Integer, nullable=False),
+    sa.Column("notify_error", sa.Text),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("acknowledged_at", _ts),
+    sa.Column("acknowledged_by", UUID(as_uuid=True)),
+)
+
+alert_settings = sa.Table(
+    "alert_settings",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("settings", JSONB, nullable=False),
+    sa.Column("updated_at", _ts, nullable=False),
+    sa.Column("updated_by", UUID(as_uuid=True), nullable=False),
+)

@@ -22,6 +22,7 @@ from tenantgate.logs import get_logger
 from tenantgate.redact import Redactor
 from tenantgate.tools._registry import ToolRegistry
 from tenantgate.tools._resources import ToolCall, ToolResources
+from tenantgate.tracing import span
 
 __all__ = ["Executor", "Outcome", "ToolResult"]
 
@@ -95,6 +96,21 @@ class Executor:
         ``directive_id`` is set when the call runs as a directive: handlers pass it to
         providers as their idempotency key (``ToolCall.idempotency_key``).
         """
+        with span("tenantgate.tool", ctx, tool=tool_name) as current:
+            result = await self._run(ctx, tool_name, arguments, call_id, run_id, directive_id)
+            if current is not None:
+                current.set_attribute("tenantgate.outcome", result.outcome.value)
+            return result
+
+    async def _run(
+        self,
+        ctx: TenantContext,
+        tool_name: str,
+        arguments: Mapping[str, Any],
+        call_id: uuid.UUID,
+        run_id: uuid.UUID | None,
+        directive_id: uuid.UUID | None,
+    ) -> ToolResult:
         tool = self._registry.get(tool_name)
         if tool is None:
             return ToolResult(tool_name, call_id, Outcome.FAILED, error="tool is not registered in this process")
