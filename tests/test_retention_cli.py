@@ -105,6 +105,7 @@ async def test_the_restore_drill_detects_a_tampered_restore(
                 "UPDATE tenantgate.audit_events SET payload = '{\"forged\": true}' WHERE tenant_id = %s AND seq = 1",
                 [tenant_a.id],
             )
+            conn.execute("SET session_replication_role = replica")  # past credential_versions' foreign key
             conn.execute("UPDATE tenantgate.credentials SET id = %s WHERE tenant_id = %s", [uuid.uuid4(), tenant_a.id])
 
     report = await drill.run(tenant_id=tenant_a.id, after_restore=tamper)
