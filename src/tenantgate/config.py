@@ -249,6 +249,9 @@ class Settings(BaseSettings):
     artifact_url_ttl_s: int = Field(default=300, ge=1, le=7 * 86_400)
     artifact_url_max_ttl_s: int = Field(default=3600, ge=1, le=7 * 86_400)
     artifact_url_key: SecretStr | None = None
+    # The admin console (/console): a session lives at most this long, and ends after this long idle.
+    console_session_ttl_s: int = Field(default=8 * 3600, ge=60, le=7 * 86_400)
+    console_idle_timeout_s: int = Field(default=30 * 60, ge=30, le=7 * 86_400)
 
     @field_validator("jwt_issuers", mode="before")
     @classmethod

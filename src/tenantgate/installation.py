@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from ipaddress import ip_network
 
 import httpx
@@ -17,8 +18,11 @@ from tenantgate.artifacts import ArtifactLimits, ArtifactStore, LocalStorage, To
 from tenantgate.audit import AuditLog
 from tenantgate.auth import (
     Authenticator,
+    ConsoleAuth,
+    ConsoleTimeouts,
     JwtVerifier,
     KeyService,
+    PasswordService,
     PlatformKeys,
     PrincipalService,
     load_pepper,
@@ -252,6 +256,8 @@ class Services:
     schedules: ScheduleRunner  # runs due cron jobs and heartbeat tasks (the worker calls it)
     quotas: Quotas
     artifacts: ArtifactStore
+    passwords: PasswordService
+    console: ConsoleAuth  # admin-console sign-in and sessions (tenantgate.api.console)
 
     @classmethod
     def build(
@@ -376,6 +382,11 @@ class Services:
             db=db, runtime=runtime, boundary=boundary, directives=directives.store, audit=audit,
             endpoints=webhooks.endpoints, principals=principals,
         ).attach(signals)  # fmt: skip
+        platform_keys = PlatformKeys(db=db, pepper=installation.pepper, audit=audit)
+        console_timeouts = ConsoleTimeouts(
+            ttl=timedelta(seconds=settings.console_session_ttl_s),
+            idle=timedelta(seconds=settings.console_idle_timeout_s),
+        )
         return cls(
             settings=settings,
             db=db,
@@ -383,7 +394,7 @@ class Services:
             keys=KeyService(db=db, pepper=installation.pepper, audit=audit),
             principals=principals,
             tenants=TenantService(db=db, audit=audit),
-            platform_keys=PlatformKeys(db=db, pepper=installation.pepper, audit=audit),
+            platform_keys=platform_keys,
             audit=audit,
             registry=registry,
             policies=policies,
@@ -406,6 +417,15 @@ class Services:
             schedules=ScheduleRunner(db=db, runtime=runtime, principals=principals, audit=audit, mode=settings.mode),
             quotas=quotas,
             artifacts=artifacts,
+            passwords=PasswordService(db=db, audit=audit),
+            console=ConsoleAuth(
+                db=db,
+                pepper=installation.pepper,
+                audit=audit,
+                platform_keys=platform_keys,
+                mode=settings.mode,
+                timeouts=console_timeouts,
+            ),
         )
 
     async def start(self) -> None:

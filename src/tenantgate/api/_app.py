@@ -26,6 +26,7 @@ from tenantgate.api._skill_routes import router as skill_router
 from tenantgate.api._tenant_routes import router as tenant_router
 from tenantgate.api._tool_routes import router as tool_router
 from tenantgate.api._webhook_routes import router as webhook_router
+from tenantgate.api.console import router as console_router
 from tenantgate.installation import Services
 
 __all__ = ["create_app"]
@@ -74,6 +75,7 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(webhook_router)
     app.include_router(quota_router)
     app.include_router(artifact_router)
+    app.include_router(console_router)
     install_error_handlers(app)
     # Outermost first: request id and access log wrap everything, including error responses.
     app.add_middleware(RequestContextMiddleware)
