@@ -12,13 +12,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
 
 from tenantgate.audit import PLATFORM_CHAIN
 from tenantgate.context import PrincipalKind, Role
 from tenantgate.installation import Services
-from tests.conftest import TenantFixture
+from tests.conftest import DatabaseFixture, TenantFixture
 from tests.console_helpers import (
     PASSWORD,
     ConsoleUser,
@@ -418,3 +419,30 @@ async def test_the_platform_view_lists_and_pauses_tenants(
     assert (await services.tenants.get(tenant_a.id)).status.value == "active"
     report = await services.audit.verify(PLATFORM_CHAIN)
     assert report.ok
+
+
+# --- row security of the console's tables ---------------------------------------------------------
+
+
+async def test_the_login_lookup_admits_one_tenant_row_and_no_session_or_password(
+    services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture, test_db: DatabaseFixture, browser: Browser
+) -> None:
+    for tenant in (tenant_a, tenant_b):
+        user = await owner_user(services, tenant)
+        async with browser() as web:
+            assert (await sign_in(web, user)).status_code == 303
+    with psycopg.connect(test_db.urls.app) as conn:
+        conn.execute("SELECT set_config('tenantgate.auth_tenant_name', %s, true)", [tenant_b.tenant.name])
+        tenants = conn.execute("SELECT id FROM tenantgate.tenants").fetchall()
+        sessions = conn.execute("SELECT count(*) FROM tenantgate.console_sessions").fetchone()
+        passwords = conn.execute("SELECT count(*) FROM tenantgate.console_passwords").fetchone()
+        # SELECT-only: the lookup never lets a tenant row be changed.
+        changed = conn.execute("UPDATE tenantgate.console_sessions SET revoked_at = now()").rowcount
+        conn.rollback()
+        conn.execute("SELECT set_config('tenantgate.tenant_id', %s, true)", [str(tenant_a.id)])
+        own = conn.execute("SELECT DISTINCT tenant_id FROM tenantgate.console_sessions").fetchall()
+    assert tenants == [(tenant_b.id,)]
+    assert sessions == (0,)
+    assert passwords == (0,)
+    assert changed == 0
+    assert own == [(tenant_a.id,)]
