@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -446,3 +447,46 @@ async def test_the_login_lookup_admits_one_tenant_row_and_no_session_or_password
     assert passwords == (0,)
     assert changed == 0
     assert own == [(tenant_a.id,)]
+
+
+async def test_an_idle_or_expired_session_ends(services: Services, tenant_a: TenantFixture, browser: Browser) -> None:
+    user = await owner_user(services, tenant_a)
+    idle = services.console.timeouts.idle
+    for column, age in (("last_seen_at", idle), ("expires_at", idle * 0)):
+        async with browser() as web:
+            await sign_in(web, user)
+            assert (await web.get("/console/usage")).status_code == 200
+            async with services.db.admin() as conn:
+                await conn.exec_driver_sql(
+                    f"UPDATE tenantgate.console_sessions SET {column} = now() - %(age)s "
+                    "WHERE tenant_id = %(t)s AND revoked_at IS NULL",
+                    {"age": age + timedelta(seconds=1), "t": tenant_a.id},
+                )
+            assert (await web.get("/console/usage")).status_code == 303, column
+            # A form posted with an ended session is refused, not redirected.
+            assert (await web.post("/console/logout", data={"csrf": "x"})).status_code == 401
+
+
+async def test_a_revoked_platform_key_ends_its_console_session(services: Services, browser: Browser) -> None:
+    info, platform_key = await services.platform_keys.create("console-revoke")
+    async with browser() as ops:
+        form = await ops.get("/console/platform/login")
+        await ops.post("/console/platform/login", data={"csrf": csrf_of(form.text), "key": platform_key})
+        assert (await ops.get("/console/platform")).status_code == 200
+        await services.platform_keys.revoke(info.id)
+        assert (await ops.get("/console/platform")).status_code == 303
+
+
+async def test_a_member_sees_only_their_own_runs(
+    services: Services, tenant_a: TenantFixture, browser: Browser, client: httpx.AsyncClient
+) -> None:
+    turn = await waiting_run(services, client, tenant_a)  # the owner's run
+    member = await user_with(services, tenant_a, "runner", Role.MEMBER)
+    async with browser() as web:
+        await sign_in(web, member)
+        assert turn["run_id"] not in (await web.get("/console/runs")).text
+        assert (await web.get(f"/console/runs/{turn['run_id']}")).status_code == 404
+        # Nor can a member approve the owner's agent's request.
+        csrf = await page_csrf(web)
+        refused = await web.post(f"/console/approvals/{turn['confirmation_id']}/approve", data={"csrf": csrf})
+        assert refused.status_code == 404
