@@ -143,6 +143,7 @@ async def test_sign_in_and_read_the_audit_trail(
     await shot(page, "usage")
     await page.goto("/console/runs")
     await expect(page.locator("#runs td.status")).to_have_text(["awaiting_confirmation"])
+    await shot(page, "runs")
     await page.locator("#runs a").first.click()
     await expect(page.locator("#timeline td.kind", has_text="decision")).to_have_count(1)
     await shot(page, "run")
