@@ -16,7 +16,7 @@ from tenantgate.api import _confirmation_routes as confirmation_api
 from tenantgate.api._deps import ServicesDep
 from tenantgate.api._policy_routes import actor
 from tenantgate.api.console._render import render, security_headers
-from tenantgate.api.console._session import ConsoleRoute, ConsoleUser, FormUser, User
+from tenantgate.api.console._session import ConsoleRoute, ConsoleUser, FormUser, User, form_text
 from tenantgate.auth import IssuedKey, require_manager
 from tenantgate.context import PrincipalKind, Role
 from tenantgate.errors import InvalidInput
@@ -87,8 +87,7 @@ async def switches(request: Request, user: User, services: ServicesDep) -> Respo
 
 @router.post("/switches")
 async def switch_on(request: Request, user: FormUser, services: ServicesDep) -> Response:
-    form = await request.form()
-    scope_text, target, reason = (str(form.get(k) or "").strip() for k in ("scope", "target", "reason"))
+    scope_text, target, reason = [(await form_text(request, k)).strip() for k in ("scope", "target", "reason")]
     try:
         scope = SwitchScope(scope_text)
     except ValueError:
@@ -126,8 +125,8 @@ async def keys(request: Request, user: User, services: ServicesDep) -> Response:
 async def create_key(request: Request, user: FormUser, services: ServicesDep) -> Response:
     """Create a key; the page that answers shows it once (never in a URL, never stored in clear)."""
     form = await request.form()
-    name = str(form.get("name") or "").strip()
-    principal_text = str(form.get("principal_id") or "").strip()
+    name = (await form_text(request, "name")).strip()
+    principal_text = (await form_text(request, "principal_id")).strip()
     try:
         principal_id = uuid.UUID(principal_text) if principal_text else user.ctx.principal_id
         roles = frozenset(Role(str(r)) for r in form.getlist("roles")) or None
@@ -143,9 +142,8 @@ async def create_key(request: Request, user: FormUser, services: ServicesDep) ->
 
 @router.post("/keys/{key_id}/rotate")
 async def rotate_key(key_id: uuid.UUID, request: Request, user: FormUser, services: ServicesDep) -> Response:
-    form = await request.form()
     try:
-        overlap = int(str(form.get("overlap_seconds") or "0"))
+        overlap = int((await form_text(request, "overlap_seconds")) or "0")
     except ValueError:
         raise InvalidInput("overlap_seconds is a whole number of seconds.") from None
     if not 0 <= overlap <= 30 * 86400:

@@ -30,6 +30,7 @@ __all__ = [
     "LOGIN_COOKIE",
     "PLATFORM_COOKIE",
     "ConsoleRoute",
+    "ConsoleUser",
     "FormOperator",
     "FormUser",
     "Operator",
