@@ -95,7 +95,12 @@ def test_no_permissive_policy_other_than_the_known_ones(test_db: DatabaseFixture
         )
     }
     # webhook_endpoint_lookup: the webhook edge reads the one endpoint its URL names (SELECT only).
-    assert policies == {("api_keys", "auth_prefix_lookup", "r"), ("webhook_endpoints", "webhook_endpoint_lookup", "r")}
+    # console_login_lookup: console sign-in reads the one tenant row whose name the form gave (SELECT only).
+    assert policies == {
+        ("api_keys", "auth_prefix_lookup", "r"),
+        ("webhook_endpoints", "webhook_endpoint_lookup", "r"),
+        ("tenants", "console_login_lookup", "r"),
+    }
 
 
 def test_no_view_without_security_invoker(test_db: DatabaseFixture) -> None:

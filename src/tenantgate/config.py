@@ -339,6 +339,10 @@ class Settings(BaseSettings):
             raise ValueError("metrics_tenant_labels names at most 100 tenants: each one adds series to every metric")
         return value
 
+    # The admin console (/console): a session lives at most this long, and ends after this long idle.
+    console_session_ttl_s: int = Field(default=8 * 3600, ge=60, le=7 * 86_400)
+    console_idle_timeout_s: int = Field(default=30 * 60, ge=30, le=7 * 86_400)
+
     @field_validator("jwt_issuers", mode="before")
     @classmethod
     def _parse_issuers(cls, value: Any) -> Any:

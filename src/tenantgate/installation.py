@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from ipaddress import ip_network
 
 import httpx
@@ -27,8 +28,11 @@ from tenantgate.artifacts import (
 from tenantgate.audit import AuditLog
 from tenantgate.auth import (
     Authenticator,
+    ConsoleAuth,
+    ConsoleTimeouts,
     JwtVerifier,
     KeyService,
+    PasswordService,
     PlatformKeys,
     PrincipalService,
     load_pepper,
@@ -355,6 +359,9 @@ class Services:
     queue_sampler: QueueSampler
     alerts: Alerts
 
+    passwords: PasswordService
+    console: ConsoleAuth  # admin-console sign-in and sessions (tenantgate.api.console)
+
     @classmethod
     def build(
         cls,
@@ -491,6 +498,12 @@ class Services:
             audit.observe(metrics.observe)
         if settings.alerts_enabled:
             audit.observe(alerts.observe)
+
+        platform_keys = PlatformKeys(db=db, pepper=installation.pepper, audit=audit)
+        console_timeouts = ConsoleTimeouts(
+            ttl=timedelta(seconds=settings.console_session_ttl_s),
+            idle=timedelta(seconds=settings.console_idle_timeout_s),
+        )
         return cls(
             settings=settings,
             db=db,
@@ -498,7 +511,7 @@ class Services:
             keys=KeyService(db=db, pepper=installation.pepper, audit=audit),
             principals=principals,
             tenants=TenantService(db=db, audit=audit),
-            platform_keys=PlatformKeys(db=db, pepper=installation.pepper, audit=audit),
+            platform_keys=platform_keys,
             audit=audit,
             registry=registry,
             policies=policies,
@@ -525,6 +538,15 @@ class Services:
             metrics=metrics,
             queue_sampler=QueueSampler(db=db, metrics=metrics, cache_s=settings.metrics_queue_cache_s),
             alerts=alerts,
+            passwords=PasswordService(db=db, audit=audit),
+            console=ConsoleAuth(
+                db=db,
+                pepper=installation.pepper,
+                audit=audit,
+                platform_keys=platform_keys,
+                mode=settings.mode,
+                timeouts=console_timeouts,
+            ),
         )
 
     async def start(self) -> None:

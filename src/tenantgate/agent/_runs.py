@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tenantgate.agent._planner import Usage
 from tenantgate.agent._sessions import may_see
 from tenantgate.audit import AuditEvent, AuditLog
-from tenantgate.context import TenantContext
-from tenantgate.errors import NotFound
+from tenantgate.context import Role, TenantContext
+from tenantgate.errors import InvalidInput, NotFound
 from tenantgate.redact import Redactor
 from tenantgate.store import Database, tables
 
@@ -275,3 +275,17 @@ class RunStore:
                     conn, ctx, AuditEvent(action="run.cancel_requested", payload={"run_id": str(run_id)})
                 )
         return await self.get(ctx, run_id, with_events=False)
+
+    async def list(self, ctx: TenantContext, *, limit: int = 50, status: RunStatus | None = None) -> list[RunInfo]:
+        """The tenant's most recent runs, newest first, without events: every run for owners and
+        admins, a member's own otherwise (as :meth:`get` decides)."""
+        if not 1 <= limit <= 500:
+            raise InvalidInput("limit is between 1 and 500.")
+        t = tables.runs
+        query = sa.select(t).where(t.c.tenant_id == ctx.tenant_id).order_by(t.c.started_at.desc(), t.c.id).limit(limit)
+        if not ctx.has_any_role(Role.OWNER, Role.ADMIN):
+            query = query.where(t.c.started_by == ctx.root_principal)
+        if status is not None:
+            query = query.where(t.c.status == status.value)
+        async with self._db.tenant(ctx) as conn:
+            return [_run(row) for row in await conn.execute(query)]

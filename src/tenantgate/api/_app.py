@@ -34,6 +34,7 @@ from tenantgate.api._skill_routes import router as skill_router
 from tenantgate.api._tenant_routes import router as tenant_router
 from tenantgate.api._tool_routes import router as tool_router
 from tenantgate.api._webhook_routes import router as webhook_router
+from tenantgate.api.console import router as console_router
 from tenantgate.installation import Services
 
 __all__ = ["create_app"]
@@ -90,6 +91,8 @@ def create_app(services: Services, *, dispose_on_shutdown: bool = True) -> FastA
     app.include_router(retention_router)
     app.include_router(alert_router)
     app.include_router(metrics_router)
+
+    app.include_router(console_router)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)  # inside the request id: counts every answer
     # Outermost first: request id and access log wrap everything, including error responses.

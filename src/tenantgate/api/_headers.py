@@ -3,7 +3,7 @@
 Every response says: don't sniff content types, never render me in a frame, send no referrer.
 API responses carry a CSP that allows nothing at all (they are JSON, never a page) and
 ``Cache-Control: no-store`` (they are per caller). Pages under ``/console`` get a strict CSP:
-scripts, styles, images and form targets from this origin only, no inline script, no plugins.
+scripts, styles, images and form targets from this origin only, no inline code, no plugins.
 HSTS is sent only over HTTPS (the scheme uvicorn saw, or that a trusted proxy forwarded): a
 browser ignores it over plain HTTP, and sending it from a loopback development server would only
 confuse. The interactive API docs (``/docs``, ``/redoc``) load their page scripts from a CDN and
@@ -19,7 +19,7 @@ __all__ = ["SecurityHeadersMiddleware"]
 HSTS = b"max-age=63072000; includeSubDomains"
 API_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 CONSOLE_CSP = (
-    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 _ALWAYS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from tenantgate.auth import IssuedKey, KeyInfo, Principal
 from tenantgate.context import PrincipalKind, Role
@@ -114,3 +114,9 @@ class TenantOut(BaseModel):
     @classmethod
     def of(cls, t: Tenant) -> TenantOut:
         return cls(id=t.id, name=t.name, display_name=t.display_name, status=t.status, created_at=t.created_at)
+
+
+class PasswordSet(_Request):
+    """A user's admin-console password (12 to 1024 characters); stored only as an scrypt hash."""
+
+    password: SecretStr = Field(min_length=12, max_length=1024)

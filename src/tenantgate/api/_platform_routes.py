@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Operator, ServicesDep
@@ -12,6 +12,7 @@ from tenantgate.api._errors import ERROR_RESPONSES
 from tenantgate.api._models import (
     KeyCreate,
     KeyCreated,
+    PasswordSet,
     PrincipalCreate,
     PrincipalOut,
     TenantCreate,
@@ -79,6 +80,16 @@ async def create_principal(
         ctx, name=body.name, kind=body.kind, roles=frozenset(body.roles), external_id=body.external_id
     )
     return PrincipalOut.of(principal)
+
+
+@router.put("/tenants/{tenant_id}/principals/{principal_id}/password", status_code=204)
+async def set_console_password(
+    tenant_id: uuid.UUID, principal_id: uuid.UUID, body: PasswordSet, op: Operator, services: ServicesDep
+) -> Response:
+    """Set a user's admin-console password (for example the first owner's)."""
+    ctx = await _inside(services, tenant_id, op.request_id)
+    await services.passwords.set(ctx, principal_id, body.password.get_secret_value())
+    return Response(status_code=204)
 
 
 @router.post("/tenants/{tenant_id}/keys", response_model=KeyCreated, status_code=201)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from tenantgate.api._deps import Caller, ServicesDep
 from tenantgate.api._errors import ERROR_RESPONSES
@@ -14,6 +14,7 @@ from tenantgate.api._models import (
     KeyCreated,
     KeyOut,
     KeyRotate,
+    PasswordSet,
     PrincipalCreate,
     PrincipalOut,
     WhoAmI,
@@ -41,6 +42,15 @@ async def create_principal(body: PrincipalCreate, ctx: Caller, services: Service
         ctx, name=body.name, kind=body.kind, roles=frozenset(body.roles), external_id=body.external_id
     )
     return PrincipalOut.of(principal)
+
+
+@router.put("/principals/{principal_id}/password", status_code=204, tags=["identity"])
+async def set_console_password(
+    principal_id: uuid.UUID, body: PasswordSet, ctx: Caller, services: ServicesDep
+) -> Response:
+    """Set a user's admin-console password (their own, or as an owner/admin one they could grant)."""
+    await services.passwords.set(ctx, principal_id, body.password.get_secret_value())
+    return Response(status_code=204)
 
 
 @router.get("/keys", response_model=list[KeyOut], tags=["keys"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import typer
@@ -40,3 +41,23 @@ def principals_list(tenant: TenantOpt) -> None:
     for p in principals:
         table.add_row(str(p.id), p.kind.value, p.name, ",".join(p.roles), p.external_id or "")
     out.print(table)
+
+
+@principals_app.command("set-password")
+def principals_set_password(
+    tenant: TenantOpt,
+    principal: Annotated[uuid.UUID, typer.Option("--principal", help="The user's principal id.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="TENANTGATE_CONSOLE_PASSWORD",
+            help="The console password (prompted for; or TENANTGATE_CONSOLE_PASSWORD).",
+        ),
+    ],
+) -> None:
+    """Set a user's admin-console password (stored as an scrypt hash; ends the user's console sessions)."""
+    run(lambda s: s.passwords.set(tenant_context(s, tenant), principal, password))
+    out.print("Console password set.")

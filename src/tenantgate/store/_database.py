@@ -26,6 +26,7 @@ __all__ = ["AuthTransaction", "Database"]
 _SET_TENANT = sa.text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
 _SET_WEBHOOK_ENDPOINT = sa.text("SELECT set_config('tenantgate.webhook_endpoint', :endpoint, true)")
 _SET_KEY_PREFIX_SQL = "SELECT set_config('tenantgate.auth_key_prefix', %s, true)"
+_SET_TENANT_NAME_SQL = "SELECT set_config('tenantgate.auth_tenant_name', %s, true)"
 _ENTER_TENANT_SQL = (
     f"SELECT set_config('tenantgate.auth_key_prefix', '', true), set_config('{TENANT_SETTING}', %s, true)"
 )
@@ -58,6 +59,14 @@ class AuthTransaction:
         cursor = self._driver.cursor(row_factory=namedtuple_row)
         async with self._driver.pipeline():
             await self._driver.execute(_SET_KEY_PREFIX_SQL, (prefix,))
+            await cursor.execute(query, params)
+        return await cursor.fetchone()
+
+    async def find_tenant(self, name: str, query: str, params: Sequence[object]) -> Any:
+        """Name a tenant (console login), then run ``query`` (which sees only that tenant's row)."""
+        cursor = self._driver.cursor(row_factory=namedtuple_row)
+        async with self._driver.pipeline():
+            await self._driver.execute(_SET_TENANT_NAME_SQL, (name,))
             await cursor.execute(query, params)
         return await cursor.fetchone()
 

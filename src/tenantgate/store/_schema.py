@@ -515,3 +515,44 @@ alert_settings = sa.Table(
     sa.Column("updated_at", _ts, nullable=False),
     sa.Column("updated_by", UUID(as_uuid=True), nullable=False),
 )
+
+# --- console (migration 0014) ---
+
+console_passwords = sa.Table(
+    "console_passwords",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("principal_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("salt", BYTEA, nullable=False),
+    sa.Column("hash", BYTEA, nullable=False),
+    sa.Column("scrypt_n", sa.Integer, nullable=False),
+    sa.Column("scrypt_r", sa.Integer, nullable=False),
+    sa.Column("scrypt_p", sa.Integer, nullable=False),
+    sa.Column("set_at", _ts, nullable=False),
+    sa.Column("set_by", UUID(as_uuid=True), nullable=False),
+)
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("token_hash", BYTEA, nullable=False, unique=True),
+    sa.Column("principal_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("last_seen_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("revoked_at", _ts),
+)
+
+console_platform_sessions = sa.Table(
+    "console_platform_sessions",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("token_hash", BYTEA, nullable=False, unique=True),
+    sa.Column("key_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("created_at", _ts, nullable=False),
+    sa.Column("last_seen_at", _ts, nullable=False),
+    sa.Column("expires_at", _ts, nullable=False),
+    sa.Column("revoked_at", _ts),
+)

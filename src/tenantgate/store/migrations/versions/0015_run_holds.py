@@ -1,7 +1,7 @@
 """Run holds: what a run waiting for a human's confirmation needs to continue after approval.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from alembic import op
 from tenantgate.store.rls import make_tenant_owned
 
 revision = "0015"
-down_revision = "0012"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
