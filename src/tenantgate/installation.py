@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from ipaddress import ip_network
 
 import httpx
@@ -31,6 +32,7 @@ from tenantgate.egress import DomainLists, EgressHttp, EgressPolicy, ListsLoader
 from tenantgate.errors import ConfigurationError
 from tenantgate.gate import Boundary, Confirmations, DirectiveRunner, Gate, PolicyCache, PolicyStore, quota_hook
 from tenantgate.memory import MemoryStore
+from tenantgate.purge import PurgeService
 from tenantgate.quotas import Budgets, Limits, PlanStore, PriceTable, Quotas, RateLimiter
 from tenantgate.redact import Redactor
 from tenantgate.schedules import CronStore, HeartbeatStore, ScheduleLimits
@@ -252,6 +254,7 @@ class Services:
     schedules: ScheduleRunner  # runs due cron jobs and heartbeat tasks (the worker calls it)
     quotas: Quotas
     artifacts: ArtifactStore
+    purges: PurgeService  # purge by tenant: request, cancel, execute (the worker executes due ones)
 
     @classmethod
     def build(
@@ -406,6 +409,15 @@ class Services:
             schedules=ScheduleRunner(db=db, runtime=runtime, principals=principals, audit=audit, mode=settings.mode),
             quotas=quotas,
             artifacts=artifacts,
+            purges=PurgeService(
+                db=db,
+                audit=audit,
+                vault=vault,
+                artifacts=artifacts,
+                mode=settings.mode,
+                grace=timedelta(seconds=settings.purge_grace_s),
+                batch_rows=settings.purge_batch_rows,
+            ),
         )
 
     async def start(self) -> None:

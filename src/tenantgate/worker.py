@@ -41,14 +41,18 @@ async def run_worker(services: Services) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, serving.cancel)
     schedules = asyncio.create_task(_run_schedules(services, settings.worker_schedule_poll_s))
+    purges = asyncio.create_task(_run_purges(services, settings.worker_purge_poll_s))
     try:
         await serving
     except asyncio.CancelledError:
         pass
     finally:
         schedules.cancel()
+        purges.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await schedules
+        with contextlib.suppress(asyncio.CancelledError):
+            await purges
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await services.stop()
@@ -61,4 +65,14 @@ async def _run_schedules(services: Services, every_s: float) -> None:
             await services.schedules.run_due()
         except TenantgateError as exc:  # the database is away: try again on the next tick
             _log.warning("schedules.scan_failed", code=exc.code)
+        await asyncio.sleep(every_s)
+
+
+async def _run_purges(services: Services, every_s: float) -> None:
+    """Execute purges whose grace period has passed, and finish interrupted ones, every ``every_s`` seconds."""
+    while True:
+        try:
+            await services.purges.run_due()
+        except TenantgateError as exc:  # the database is away: try again on the next tick
+            _log.warning("purges.scan_failed", code=exc.code)
         await asyncio.sleep(every_s)

@@ -47,6 +47,10 @@ _STATUS = {
     "artifact_not_found": 404,
     "artifact_too_large": 413,
     "artifact_url_invalid": 403,
+    "purge_not_found": 404,
+    "purge_conflict": 409,
+    "purge_not_due": 409,
+    "purge_confirmation_required": 422,
 }
 _HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
 

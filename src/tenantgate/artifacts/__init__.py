@@ -2,7 +2,7 @@
 
 from tenantgate.artifacts._signing import ArtifactUrlInvalid, SignedUrl, UrlSigner
 from tenantgate.artifacts._sniff import OCTET_STREAM, sniff
-from tenantgate.artifacts._storage import ArtifactStorage, LocalStorage, new_storage_key
+from tenantgate.artifacts._storage import ArtifactStorage, LocalStorage, new_storage_key, tenant_prefix
 from tenantgate.artifacts._store import (
     RETENTION_CLASSES,
     Artifact,
@@ -29,4 +29,5 @@ __all__ = [
     "UrlSigner",
     "new_storage_key",
     "sniff",
+    "tenant_prefix",
 ]

@@ -7,6 +7,7 @@ purge can find everything of one tenant, and reveal nothing else. The row in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -17,15 +18,21 @@ from typing import Protocol
 
 from tenantgate.errors import ConfigurationError, InvalidInput
 
-__all__ = ["ArtifactStorage", "LocalStorage", "new_storage_key"]
+__all__ = ["ArtifactStorage", "LocalStorage", "new_storage_key", "tenant_prefix"]
 
 _KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[0-9a-f]{32}$")
+_PREFIX = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/$")
 _CHUNK = 64 * 1024
 
 
 def new_storage_key(tenant_id: uuid.UUID) -> str:
     """A fresh opaque key for one of ``tenant_id``'s artifacts."""
     return f"{tenant_id}/{secrets.token_hex(16)}"
+
+
+def tenant_prefix(tenant_id: uuid.UUID) -> str:
+    """The storage prefix under which every object of ``tenant_id`` lives."""
+    return f"{tenant_id}/"
 
 
 class ArtifactStorage(Protocol):
@@ -41,6 +48,14 @@ class ArtifactStorage(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
+        ...
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        """Every stored key under ``prefix`` (a :func:`tenant_prefix`), rows or no rows: orphans too."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under ``prefix`` (a :func:`tenant_prefix`); returns how many were removed."""
         ...
 
 
@@ -90,3 +105,31 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def _prefix_dir(self, prefix: str) -> Path:
+        if not _PREFIX.fullmatch(prefix):
+            raise InvalidInput("Not a tenant storage prefix.")
+        return self._root / prefix.rstrip("/")
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        directory = self._prefix_dir(prefix)
+        if not directory.is_dir():
+            return iter(())
+        # Everything in the tenant's directory, including leftovers of interrupted writes.
+        return (f"{prefix}{entry.name}" for entry in sorted(directory.iterdir()) if entry.is_file())
+
+    def delete_prefix(self, prefix: str) -> int:
+        directory = self._prefix_dir(prefix)
+        if not directory.is_dir():
+            return 0
+        removed = 0
+        for entry in directory.iterdir():
+            if entry.is_file() or entry.is_symlink():
+                try:
+                    entry.unlink()
+                except FileNotFoundError:
+                    continue  # removed by a concurrent run: not ours to count
+                removed += 1
+        with contextlib.suppress(FileNotFoundError, OSError):
+            directory.rmdir()  # only when empty; a write racing the purge leaves it for the next run
+        return removed

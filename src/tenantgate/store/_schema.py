@@ -416,3 +416,25 @@ artifacts = sa.Table(
     sa.Column("retention_class", sa.Text, nullable=False),
     sa.Column("created_at", _ts, nullable=False),
 )
+
+# --- purge by tenant (migration 0013) ---------------------------------------------------------
+
+tenant_purges = sa.Table(
+    "tenant_purges",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("requested_by", sa.Text, nullable=False),
+    sa.Column("requested_at", _ts, nullable=False),
+    sa.Column("execute_after", _ts, nullable=False),
+    sa.Column("previous_status", sa.Text, nullable=False),
+    sa.Column("cancelled_by", sa.Text),
+    sa.Column("cancelled_at", _ts),
+    sa.Column("executed_by", sa.Text),
+    sa.Column("started_at", _ts),
+    sa.Column("finished_at", _ts),
+    sa.Column("steps", ARRAY(sa.Text), nullable=False),
+    sa.Column("report", JSONB, nullable=False),
+)
