@@ -127,6 +127,7 @@ async def fill_tenant(services: Services, tenant: TenantFixture, *, secret: str)
             await conn.execute(sa.text(statement), params)
     # A queued job of the directive queue naming the tenant (procrastinate's own table).
     async with services.db.admin() as conn:
+        await conn.execute(sa.text("SET LOCAL search_path TO procrastinate"))  # its triggers name tables unqualified
         await conn.execute(
             sa.text(
                 "INSERT INTO procrastinate.procrastinate_jobs (queue_name, task_name, args, status, scheduled_at)"

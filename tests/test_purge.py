@@ -78,7 +78,7 @@ async def test_purge_removes_every_row_object_and_key_of_a_and_leaves_b_byte_for
     await asyncio.to_thread(storage.put, f"{a.id}/{'0' * 32}", b"orphaned bytes")
 
     counts = tenant_row_counts(test_db, a.id)
-    empty = sorted(table for table, n in counts.items() if n == 0)
+    empty = sorted(table for table, n in counts.items() if n == 0 and table != "tenant_purges")  # written by the purge
     assert empty == [], f"fill_tenant does not fill {empty}: add them to tests/purge_fill.py"
     assert len(await services.artifacts.stored_keys(a.id)) == 3
     backup_keys, backup_creds = _copy_key_rows(test_db, a.id)  # the "pg_dump" taken before the purge
@@ -96,10 +96,9 @@ async def test_purge_removes_every_row_object_and_key_of_a_and_leaves_b_byte_for
     assert body["state"] == "requested"
     assert body["reason"] == "contract ended"
     assert body["requested_by"].startswith("platform:")
-    assert body["report"] == {}
+    assert body["report"] == {"runs_cancelled": 1, "directives_cancelled": 1, "queued_jobs_dropped": 1}
     refused = await client.get("/v1/memory", headers=a.headers())
     assert refused.status_code == 401
-    assert (await client.get("/v1/memory", headers=b.headers())).status_code == 200
     assert (await services.tenants.get(a.id)).status is TenantStatus.PURGING
     async with services.db.admin() as conn:
         run = (await conn.execute(sa.text("SELECT cancel_requested FROM tenantgate.runs WHERE tenant_id = :t"),
@@ -169,14 +168,13 @@ async def test_purge_removes_every_row_object_and_key_of_a_and_leaves_b_byte_for
     report_a = await services.audit.verify(a.id)
     assert report_a.ok, report_a.reason
     assert (await services.audit.verify(PLATFORM_CHAIN)).ok
-    final = await services.audit.export(a.id).__anext__()  # the chain still reads from genesis
-    assert final["seq"] == 1
 
     # B: every row, byte for byte, and every object.
     assert dump_tenant(test_db, b.id) == b_before
     assert sorted(await services.artifacts.stored_keys(b.id)) == b_objects
     opened = await services.credentials.use(b.system, "openai", tool="t@v1", call_id=uuid.uuid4(), run_id=None)
     assert dict(opened.secret) == {"api_key": secret_b}
+    assert (await client.get("/v1/memory", headers=b.headers())).status_code == 200  # B's keys never stopped
 
     # The report is on the record and readable later.
     shown = await client.get(f"/v1/platform/tenants/{a.id}/purge", headers=ops)
@@ -218,6 +216,7 @@ async def test_a_table_added_later_is_found_in_the_catalog_and_purged(
             " WITH CHECK (tenant_id = nullif(current_setting('tenantgate.tenant_id', true), '')::uuid)"
         )
         conn.execute(f'GRANT ALL ON tenantgate.purge_probe TO "{roles.admin}"')
+    with psycopg.connect(test_db.superuser) as conn:  # the owner is held by the forced policy too
         conn.execute(
             "INSERT INTO tenantgate.purge_probe (tenant_id, note) SELECT t, 'n' || g"
             " FROM unnest(ARRAY[%s, %s]::uuid[]) t, generate_series(1, 7) g",
@@ -302,8 +301,13 @@ def _cli_env(test_db: DatabaseFixture, batch: int) -> dict[str, str]:
     }
 
 
+def _start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
+
+
 async def test_a_purge_killed_midway_continues_on_the_next_run_with_exact_counts(
-    services: Services, test_db: DatabaseFixture
+    services: Services, test_db: DatabaseFixture, tmp_path: Path
 ) -> None:
     a, b = await new_tenant(services, "kill-a"), await new_tenant(services, "kill-b")
     await fill_tenant(services, a, secret="sk-kill-" + uuid.uuid4().hex)
@@ -321,20 +325,21 @@ async def test_a_purge_killed_midway_continues_on_the_next_run_with_exact_counts
     before = tenant_row_counts(test_db, a.id)
 
     command = [sys.executable, "-m", "tenantgate", "tenants", "purge", str(a.id), "--execute", "--now", "--confirm"]
-    child = subprocess.Popen(command, env=_cli_env(test_db, batch=3), cwd=ROOT,  # noqa: ASYNC220 - killed below
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    log_path = tmp_path / "purge.log"
+    child = _start(command, _cli_env(test_db, batch=3), log_path)
     try:
         for _ in range(3000):  # until the first batches of rows have gone
             record = await services.purges.get(a.id)
             if record.rows_deleted >= 30:
                 break
-            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            assert child.poll() is None, log_path.read_text(errors="replace")
             await asyncio.sleep(0.01)
         os.kill(child.pid, signal.SIGKILL)
         assert await asyncio.to_thread(child.wait, 30) == -signal.SIGKILL
     finally:
         if child.poll() is None:
             child.kill()
+            child.wait()
     interrupted = await services.purges.get(a.id)
     assert interrupted.state is PurgeState.EXECUTING
     assert "report" not in interrupted.steps

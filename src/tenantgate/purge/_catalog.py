@@ -28,7 +28,7 @@ from tenantgate.store import tables
 
 SCHEMA = tables.SCHEMA
 
-__all__ = ["KEPT", "QUEUE_JOBS", "TenantTable", "delete_batch", "delete_queue_jobs", "tenant_tables"]
+__all__ = ["KEPT", "QUEUE_JOBS", "TenantTable", "delete_batch", "delete_queue_jobs", "in_queue_schema", "tenant_tables"]
 
 KEPT = frozenset({"audit_events", "audit_heads", "tenant_purges"})
 QUEUE_JOBS = "procrastinate.procrastinate_jobs"
@@ -107,6 +107,15 @@ _QUEUE_DELETE = sa.text(
 )
 
 
+async def in_queue_schema(conn: AsyncConnection, statement: sa.TextClause, params: dict[str, object]) -> int:
+    """Run a statement on procrastinate's tables: its triggers name their tables unqualified."""
+    await conn.execute(sa.text("SET LOCAL search_path TO procrastinate"))
+    try:
+        return int((await conn.execute(statement, params)).rowcount)
+    finally:
+        await conn.execute(sa.text("SET LOCAL search_path TO DEFAULT"))
+
+
 async def delete_queue_jobs(conn: AsyncConnection, tenant_id: uuid.UUID, limit: int) -> int:
     """Delete up to ``limit`` of the queue's job rows whose arguments name the tenant (not one being run)."""
-    return int((await conn.execute(_QUEUE_DELETE, {"tenant": str(tenant_id), "limit": limit})).rowcount)
+    return await in_queue_schema(conn, _QUEUE_DELETE, {"tenant": str(tenant_id), "limit": limit})

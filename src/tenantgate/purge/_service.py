@@ -31,7 +31,7 @@ from tenantgate.auth import system_context
 from tenantgate.context import DeploymentMode
 from tenantgate.errors import InvalidInput, NotFound
 from tenantgate.logs import get_logger
-from tenantgate.purge._catalog import QUEUE_JOBS, delete_batch, delete_queue_jobs, tenant_tables
+from tenantgate.purge._catalog import QUEUE_JOBS, delete_batch, delete_queue_jobs, in_queue_schema, tenant_tables
 from tenantgate.purge._record import (
     STEPS,
     PurgeConfirmationRequired,
@@ -138,6 +138,7 @@ class PurgeService:
                 raise PurgeConflict(
                     f"This tenant is already {tenant.status}: see `tenantgate tenants purge {tenant_id} --show`."
                 )
+            stopped = await self._stop_work(conn, tenant_id)  # counted on the record from the start
             row = (
                 await conn.execute(
                     sa.insert(_p)
@@ -150,13 +151,12 @@ class PurgeService:
                         execute_after=sa.func.now() + self._grace,
                         previous_status=tenant.status,
                         steps=[],
-                        report={},
+                        report=stopped,
                     )
                     .returning(*_p.c)
                 )
             ).one()
             await conn.execute(sa.update(_t).where(_t.c.id == tenant_id).values(status="purging"))
-            stopped = await self._stop_work(conn, tenant_id)
             payload = {"tenant_id": str(tenant_id), "purge_id": str(row.id),
                        "execute_after": row.execute_after.isoformat(), **stopped}  # fmt: skip
             await self._audit.append_platform(
@@ -402,7 +402,7 @@ class PurgeService:
         params = {"tenant": tenant_id}
         runs = int((await conn.execute(_CANCEL_RUNS, params)).rowcount)
         directives = int((await conn.execute(_CANCEL_DIRECTIVES, params)).rowcount)
-        jobs = int((await conn.execute(_DROP_QUEUED, {"tenant": str(tenant_id)})).rowcount)
+        jobs = await in_queue_schema(conn, _DROP_QUEUED, {"tenant": str(tenant_id)})
         return {"runs_cancelled": runs, "directives_cancelled": directives, "queued_jobs_dropped": jobs}
 
     async def _start(self, record: PurgeRecord, executed_by: str) -> PurgeRecord:
