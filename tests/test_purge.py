@@ -8,16 +8,18 @@ import signal
 import subprocess
 import sys
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
 from tenantgate.audit import PLATFORM_CHAIN
-from tenantgate.errors import Conflict
+from tenantgate.cli import app as cli_app
+from tenantgate.errors import Conflict, TenantgateError
 from tenantgate.installation import Services
 from tenantgate.purge import KEPT, PurgeConfirmationRequired, PurgeNotDue, PurgeNotFound, PurgeService, PurgeState
 from tenantgate.tenants import TenantStatus
@@ -356,3 +358,52 @@ async def test_a_purge_killed_midway_continues_on_the_next_run_with_exact_counts
     assert await services.artifacts.stored_keys(a.id) == []
     assert (await services.audit.verify(a.id)).ok
     assert dump_tenant(test_db, b.id) == b_before
+
+
+async def test_the_cli_requests_refuses_executes_and_prints_the_report(
+    services: Services, test_db: DatabaseFixture
+) -> None:
+    tenant = await new_tenant(services, "cli-purge")
+    await services.memory.put(tenant.system, "k", "content")
+    env = _cli_env(test_db, batch=100)
+
+    def tg(*args: str) -> tuple[int, str, str]:
+        result = CliRunner().invoke(cli_app, ["tenants", "purge", str(tenant.id), *args], env=env)
+        error = result.exception  # `tenantgate` (main) prints these; the runner hands them back
+        if isinstance(error, TenantgateError):
+            return 2, result.stdout, f"({error.code}): {error.message}"
+        return result.exit_code, result.stdout, result.stderr
+
+    code, out, _ = await asyncio.to_thread(tg)
+    assert code != 0  # one of --reason, --execute, --cancel, --show
+    code, out, err = await asyncio.to_thread(tg, "--reason", "customer asked")
+    assert code == 0, err
+    assert "requested" in out
+    assert "customer asked" in out
+    code, out, err = await asyncio.to_thread(tg, "--execute")
+    assert code != 0
+    assert "grace period" in err
+    code, out, err = await asyncio.to_thread(tg, "--execute", "--now")
+    assert code != 0
+    assert "confirm" in err
+    assert (await services.tenants.get(tenant.id)).status is TenantStatus.PURGING
+    code, out, err = await asyncio.to_thread(tg, "--execute", "--now", "--confirm")
+    assert code == 0, err
+    assert "completed" in out
+    assert "memory_entries" in out
+    assert "objects deleted: 0" in out
+    code, out, err = await asyncio.to_thread(tg, "--show")
+    assert "completed" in out
+    assert (await services.tenants.get(tenant.id)).status is TenantStatus.PURGED
+
+
+async def test_a_tenant_being_purged_runs_no_scheduled_jobs(
+    services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    job = await services.cron.add(tenant_a.system, name="soon", kind="every", schedule=300, message="hello")
+    control = await services.cron.add(tenant_b.system, name="soon", kind="every", schedule=300, message="hello")
+    await services.purges.request(tenant_a.id, reason="stop", requested_by="test")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    ran = [r.id for r in await services.schedules.run_due(now=later)]
+    assert job.id not in ran
+    assert control.id in ran
