@@ -17,6 +17,7 @@ that dies with its process).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -254,7 +255,12 @@ class PurgeService:
             record = await self._start(record, executed_by)
             for step in STEPS:
                 if step not in record.steps:
+                    started = time.perf_counter()
                     await getattr(self, f"_step_{step}")(record, actor, request_id)
+                    if step != "report":  # the report step closed the record
+                        async with self._db.admin() as conn:
+                            elapsed = round((time.perf_counter() - started) * 1000)
+                            await self._add(conn, record, ["step_ms", step], elapsed)
                     _log.info("tenant.purge_step", tenant_id=str(tenant_id), purge_id=str(record.id), step=step)
         return await self.get(tenant_id)
 
@@ -417,7 +423,7 @@ class PurgeService:
                         executed_by=sa.func.coalesce(_p.c.executed_by, executed_by),
                         report=sa.case(
                             (_p.c.report.has_key("rows"), _p.c.report),
-                            else_=_p.c.report.op("||")(sa.cast({"rows": {}}, _p.c.report.type)),
+                            else_=_p.c.report.op("||")(sa.cast({"rows": {}, "step_ms": {}}, _p.c.report.type)),
                         ),
                     )
                     .returning(*_p.c)
