@@ -30,7 +30,7 @@ from tenantgate.artifacts import ArtifactStore
 from tenantgate.audit import PLATFORM_CHAIN, AuditEvent, AuditLog
 from tenantgate.auth import system_context
 from tenantgate.context import DeploymentMode
-from tenantgate.errors import InvalidInput, NotFound
+from tenantgate.errors import InvalidInput, NotFound, TenantgateError
 from tenantgate.logs import get_logger
 from tenantgate.purge._catalog import QUEUE_JOBS, delete_batch, delete_queue_jobs, in_queue_schema, tenant_tables
 from tenantgate.purge._record import (
@@ -282,6 +282,8 @@ class PurgeService:
                 done.append(await self.execute(tenant_id, executed_by=executed_by))
             except (PurgeConflict, PurgeNotDue, PurgeNotFound) as exc:  # another worker has it, or it changed
                 _log.info("tenant.purge_skipped", tenant_id=str(tenant_id), code=exc.code)
+            except TenantgateError as exc:  # a fault (database, key provider): this one resumes on the next tick
+                _log.warning("tenant.purge_interrupted", tenant_id=str(tenant_id), code=exc.code)
         return done
 
     # --- the steps ---------------------------------------------------------------------------
