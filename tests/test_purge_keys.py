@@ -12,12 +12,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tenantgate.artifacts import LocalStorage, tenant_prefix
 from tenantgate.errors import ConfigurationError, InvalidInput
 from tenantgate.installation import Services
-from tenantgate.vault import CredentialStore, CredentialUnreadable, LocalKeyFile, TenantSecrets, Vault
+from tenantgate.vault import CredentialStore, CredentialUnreadable, LocalKeyFile, TenantSecrets, Vault, VaultTransit
 from tests.conftest import TenantFixture
+from tests.fake_transit import FakeTransit
 
 MASTER = base64.b64encode(os.urandom(32)).decode()
 DEK = os.urandom(32)
@@ -119,3 +121,43 @@ def test_storage_lists_and_deletes_everything_under_one_tenant_prefix(tmp_path: 
         storage.delete_prefix("../")
     with pytest.raises(InvalidInput):
         storage.delete_prefix(str(a))  # a prefix ends with the separator: never a sibling tenant's directory
+
+
+async def test_transit_per_tenant_keys_are_deleted_in_vault_by_the_purge(
+    services: Services, tenant_a: TenantFixture, tenant_b: TenantFixture
+) -> None:
+    fake = FakeTransit().start()
+    try:
+        provider = VaultTransit(addr=fake.url, token=fake.token, key="tenantgate", timeout_s=2, per_tenant=True)
+        vault = Vault(db=services.db, provider=provider, audit=services.audit)
+        store = CredentialStore(db=services.db, vault=vault, audit=services.audit)
+        for tenant in (tenant_a, tenant_b):
+            await store.create(tenant.system, name="google", kind="api_key", secret={"api_key": f"sk-{tenant.id}"})
+        name_a, name_b = f"tenantgate-t-{tenant_a.id}", f"tenantgate-t-{tenant_b.id}"
+        assert {name_a, name_b} <= set(fake.keys)
+        async with services.db.admin() as conn:
+            (kek_id, wrapped) = (
+                await conn.execute(
+                    sa.text("SELECT kek_id, wrapped_key FROM tenantgate.tenant_data_keys WHERE tenant_id = :t"),
+                    {"t": tenant_a.id},
+                )
+            ).one()
+        assert kek_id.startswith(f"transit:{name_a}:v")
+        ctx = {"tenant_id": str(tenant_a.id)}
+        async with services.db.admin() as conn:
+            shredded = await vault.shred_tenant(conn, tenant_a.id)
+        assert (shredded.data_keys, shredded.tenant_kek) == (1, True)
+        assert name_a not in fake.keys
+        assert name_b in fake.keys
+        with pytest.raises(CredentialUnreadable):  # the wrapped key from a backup: Vault no longer has its key
+            provider.unwrap(kek_id, bytes(wrapped), ctx)
+        assert provider.destroy_tenant(str(tenant_a.id)) is False  # idempotent
+        fresh = CredentialStore(
+            db=services.db, vault=Vault(db=services.db, provider=provider, audit=services.audit), audit=services.audit
+        )
+        used = await fresh.use(tenant_b.system, "google", tool="t@v1", call_id=uuid.uuid4(), run_id=None)
+        assert dict(used.secret) == {"api_key": f"sk-{tenant_b.id}"}
+        shared = VaultTransit(addr=fake.url, token=fake.token, key="tenantgate", timeout_s=2)
+        assert shared.destroy_tenant(str(tenant_b.id)) is False  # the shared key is never deleted for one tenant
+    finally:
+        fake.stop()

@@ -256,6 +256,7 @@ class Settings(BaseSettings):
     worker_purge_poll_s: float = Field(default=60.0, gt=0, le=86_400)
     purge_batch_rows: int = Field(default=5000, ge=1, le=1_000_000)
     vault_tenant_keys_dir: Path | None = None
+    vault_transit_per_tenant: bool = False  # a transit key per tenant, deleted by its purge
 
     @field_validator("jwt_issuers", mode="before")
     @classmethod

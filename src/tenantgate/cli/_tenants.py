@@ -71,6 +71,8 @@ def _print_purge(record: PurgeRecord) -> None:
                 "platform_events_erased", "runs_cancelled", "directives_cancelled", "queued_jobs_dropped"):  # fmt: skip
         if key in report:
             out.print(f"  {key.replace('_', ' ')}: {report[key]}")
+    if report.get("step_ms"):
+        out.print("  ms per step: " + ", ".join(f"{step} {ms}" for step, ms in report["step_ms"].items()))
 
 
 @tenants_app.command("purge")

@@ -22,6 +22,7 @@ def key_provider_from_settings(settings: Settings) -> KeyProvider:
             key=settings.vault_transit_key,
             mount=settings.vault_transit_mount,
             timeout_s=settings.key_provider_timeout_s,
+            per_tenant=settings.vault_transit_per_tenant,
         )
     if settings.key_provider == "aws_kms":
         assert settings.kms_key_id is not None  # Settings.check
