@@ -52,7 +52,7 @@ class PurgePlan(Plan):
     artifacts: int  # per tenant
 
 
-FULL = PurgePlan(rounds=3, sizes=(10_000, 30_000, 100_000), artifacts=1_000, deadline_s=1500)
+FULL = PurgePlan(rounds=3, sizes=(10_000, 30_000, 100_000), artifacts=1_000, deadline_s=3000)
 QUICK = PurgePlan(rounds=1, sizes=(1_000, 3_000, 10_000), artifacts=100, deadline_s=300)
 
 
