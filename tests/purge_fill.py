@@ -120,7 +120,7 @@ async def fill_tenant(services: Services, tenant: TenantFixture, *, secret: str)
         " principal_id, principal_kind, roles, call_id, max_attempts) VALUES (:t, gen_random_uuid(), 'echo@v1',"
         " '{}'::jsonb, 'd', 'idem-1', :p, 'user', '{owner}', gen_random_uuid(), 3)",
         "INSERT INTO tenantgate.budget_counters (tenant_id, counter, period_start, used)"
-        " VALUES (:t, 'llm_tokens', date_trunc('month', now()), 42)",
+        " VALUES (:t, 'tool_calls', date_trunc('day', now()), 42)",
     ]
     async with services.db.tenant(ctx) as conn:
         for statement in statements:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tenantgate.audit import PLATFORM_CHAIN
 from tenantgate.cli import app as cli_app
 from tenantgate.errors import Conflict, TenantgateError
 from tenantgate.installation import Services
+from tenantgate.logs import configure_logging
 from tenantgate.purge import KEPT, PurgeConfirmationRequired, PurgeNotDue, PurgeNotFound, PurgeService, PurgeState
 from tenantgate.tenants import TenantStatus
 from tenantgate.vault import CredentialUnreadable, LocalKeyFile, TenantSecrets
@@ -360,6 +362,14 @@ async def test_a_purge_killed_midway_continues_on_the_next_run_with_exact_counts
     assert dump_tenant(test_db, b.id) == b_before
 
 
+@pytest.fixture
+def _logs_back_to_stderr() -> Iterator[None]:
+    # The CLI points logging at the runner's captured stderr, which is closed afterwards.
+    yield
+    configure_logging("warning")
+
+
+@pytest.mark.usefixtures("_logs_back_to_stderr")
 async def test_the_cli_requests_refuses_executes_and_prints_the_report(
     services: Services, test_db: DatabaseFixture
 ) -> None:
