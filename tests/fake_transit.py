@@ -24,7 +24,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _PATH = re.compile(
-    r"^/v1/(?P<mount>[a-z0-9_-]+)/(?:(?P<op>encrypt|decrypt)/(?P<key>[^/]+)|keys/(?P<rkey>[^/]+)/rotate)$"
+    r"^/v1/(?P<mount>[a-z0-9_-]+)/(?:(?P<op>encrypt|decrypt)/(?P<key>[^/]+)|keys/(?P<rkey>[^/]+)/rotate"
+    r"|keys/(?P<ckey>[^/]+)/config|keys/(?P<dkey>[^/]+))$"
 )
 _CIPHERTEXT = re.compile(r"^vault:v([0-9]+):(.+)$")
 
@@ -36,6 +37,7 @@ class FakeTransit:
     keys: dict[str, list[bytes]] = field(default_factory=dict)  # name -> versions (v1 first)
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     bodies: list[bytes] = field(default_factory=list)
+    deletable: set[str] = field(default_factory=set)  # keys whose config has deletion_allowed
     _server: ThreadingHTTPServer | None = None
 
     @property
@@ -54,15 +56,17 @@ class FakeTransit:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                fake.requests.append(("POST", self.path))
+                fake.requests.append((self.command, self.path))
                 fake.bodies.append(raw)
-                status, body = fake.handle(self.path, self.headers.get("X-Vault-Token"), raw)
+                status, body = fake.handle(self.path, self.headers.get("X-Vault-Token"), raw, method=self.command)
                 payload = b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            do_DELETE = do_POST  # noqa: N815 - http.server's naming
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -75,9 +79,11 @@ class FakeTransit:
 
     # --- Vault's behaviour -----------------------------------------------------------------
 
-    def handle(self, path: str, token: str | None, raw: bytes) -> tuple[int, dict[str, Any] | None]:
+    def handle(
+        self, path: str, token: str | None, raw: bytes, method: str = "POST"
+    ) -> tuple[int, dict[str, Any] | None]:
         match = _PATH.fullmatch(path)
-        if match is None or match["mount"] != self.mount:
+        if match is None or match["mount"] != self.mount or (method == "DELETE") != bool(match["dkey"]):
             return 404, {"errors": []}
         if token != self.token:
             return 403, {"errors": ["permission denied"]}
@@ -87,6 +93,10 @@ class FakeTransit:
             return 400, {"errors": ["failed to parse JSON input"]}
         if match["rkey"]:
             return self._rotate(match["rkey"])
+        if match["ckey"]:
+            return self._configure(match["ckey"], body)
+        if match["dkey"]:
+            return self._delete(match["dkey"])
         if match["op"] == "encrypt":
             return self._encrypt(match["key"], body)
         return self._decrypt(match["key"], body)
@@ -102,6 +112,21 @@ class FakeTransit:
         versions.append(AESGCM.generate_key(bit_length=256))
         data = {"name": name, "type": "aes256-gcm96", "latest_version": len(versions), "min_decryption_version": 1}
         return 200, self._envelope(data)
+
+    def _configure(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+        if name not in self.keys:
+            return 400, {"errors": [f"no existing key named {name} could be found"]}
+        if body.get("deletion_allowed") is True:
+            self.deletable.add(name)
+        return 204, None
+
+    def _delete(self, name: str) -> tuple[int, dict[str, Any] | None]:
+        if name not in self.keys:
+            return 400, {"errors": ["could not delete key; not found"]}
+        if name not in self.deletable:
+            return 400, {"errors": ["deletion is not allowed for this key"]}
+        del self.keys[name]
+        return 204, None
 
     def _encrypt(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
         try:

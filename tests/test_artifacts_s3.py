@@ -19,9 +19,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tenantgate.artifacts import ArtifactStorageUnavailable, ArtifactStore, S3Storage, UrlSigner
+from tenantgate.artifacts import ArtifactStorageUnavailable, ArtifactStore, S3Storage, UrlSigner, tenant_prefix
 from tenantgate.config import Settings
-from tenantgate.errors import ConfigurationError
+from tenantgate.errors import ConfigurationError, InvalidInput
 from tenantgate.installation import Services, artifact_storage
 from tenantgate.store import tables
 from tests.artifact_backends import BUCKET, PREFIX, REGION, api_client, s3_client, s3_services, s3_settings, s3_world
@@ -267,3 +267,23 @@ async def test_a_revocation_cut_midway_is_undone(services: Services, s3: FakeS3,
     assert (await outside_get(url.path)).status_code == 200
     assert await up.artifacts.revoke_urls(tenant_a.system, artifact.id) == 1
     assert (await outside_get(url.path)).status_code in (403, 404)
+
+
+# --- a tenant's prefix: what a purge lists and deletes --------------------------------------------
+
+
+def test_a_tenant_prefix_is_listed_and_deleted_in_s3_and_nothing_else(settings: Settings, s3: FakeS3) -> None:
+    storage = artifact_storage(s3_settings(settings, s3))
+    a, b = uuid.uuid4(), uuid.uuid4()
+    keys_a = sorted(f"{a}/{uuid.uuid4().hex}" for _ in range(1003))  # more than one listing page and batch
+    key_b = f"{b}/{uuid.uuid4().hex}"
+    for key in [*keys_a, key_b]:
+        storage.put(key, b"x")
+    assert sorted(storage.list_prefix(tenant_prefix(a))) == keys_a
+    assert storage.delete_prefix(tenant_prefix(a)) == 1003
+    assert list(storage.list_prefix(tenant_prefix(a))) == []
+    assert storage.delete_prefix(tenant_prefix(a)) == 0  # idempotent
+    assert list(storage.list_prefix(tenant_prefix(b))) == [key_b]
+    for bad in ("", "../", str(a)):  # never the whole bucket, never a sibling tenant's keys
+        with pytest.raises(InvalidInput):
+            storage.delete_prefix(bad)

@@ -343,6 +343,15 @@ class Settings(BaseSettings):
     console_session_ttl_s: int = Field(default=8 * 3600, ge=60, le=7 * 86_400)
     console_idle_timeout_s: int = Field(default=30 * 60, ge=30, le=7 * 86_400)
 
+    # Purge by tenant: how long a requested purge waits before the worker executes it, and how
+    # often the worker looks. The local key provider keeps one secret per tenant (0600 files) in
+    # vault_tenant_keys_dir (unset: <data_dir>/tenant-keys); a purge destroys it (crypto-shredding).
+    purge_grace_s: int = Field(default=7 * 86_400, ge=0, le=365 * 86_400)
+    worker_purge_poll_s: float = Field(default=60.0, gt=0, le=86_400)
+    purge_batch_rows: int = Field(default=5000, ge=1, le=1_000_000)
+    vault_tenant_keys_dir: Path | None = None
+    vault_transit_per_tenant: bool = False  # a transit key per tenant, deleted by its purge
+
     @field_validator("jwt_issuers", mode="before")
     @classmethod
     def _parse_issuers(cls, value: Any) -> Any:
@@ -425,6 +434,11 @@ class Settings(BaseSettings):
     def artifacts_dir(self) -> Path:
         """Where the local artifact backend keeps tenant content."""
         return self.artifacts_root if self.artifacts_root is not None else self.data_dir / "artifacts"
+
+    @property
+    def tenant_keys_dir(self) -> Path:
+        """Where the local key provider keeps each tenant's secret (destroyed when the tenant is purged)."""
+        return self.vault_tenant_keys_dir if self.vault_tenant_keys_dir is not None else self.data_dir / "tenant-keys"
 
     @property
     def workspace_dir(self) -> Path:

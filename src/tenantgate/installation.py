@@ -56,6 +56,7 @@ from tenantgate.gate import (
 )
 from tenantgate.memory import MemoryStore
 from tenantgate.metrics import Metrics, QueueSampler, tenant_labels
+from tenantgate.purge import PurgeService
 from tenantgate.quotas import Budgets, Limits, PlanStore, PriceTable, Quotas, RateLimiter
 from tenantgate.redact import Redactor
 from tenantgate.retention import RetentionDefaults, RetentionJob, RetentionSettings
@@ -358,9 +359,9 @@ class Services:
     metrics: Metrics  # this process's Prometheus registry, fed by the audit stream and the HTTP edge
     queue_sampler: QueueSampler
     alerts: Alerts
-
     passwords: PasswordService
     console: ConsoleAuth  # admin-console sign-in and sessions (tenantgate.api.console)
+    purges: PurgeService  # purge by tenant: request, cancel, execute (the worker executes due ones)
 
     @classmethod
     def build(
@@ -546,6 +547,15 @@ class Services:
                 platform_keys=platform_keys,
                 mode=settings.mode,
                 timeouts=console_timeouts,
+            ),
+            purges=PurgeService(
+                db=db,
+                audit=audit,
+                vault=vault,
+                artifacts=artifacts,
+                mode=settings.mode,
+                grace=timedelta(seconds=settings.purge_grace_s),
+                batch_rows=settings.purge_batch_rows,
             ),
         )
 

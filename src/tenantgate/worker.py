@@ -45,12 +45,13 @@ async def run_worker(services: Services) -> None:
         loop.add_signal_handler(sig, serving.cancel)
     schedules = asyncio.create_task(_run_schedules(services, settings.worker_schedule_poll_s))
     retention = asyncio.create_task(retention_loop(services, settings.retention_every_s))
+    purges = asyncio.create_task(_run_purges(services, settings.worker_purge_poll_s))
     try:
         await serving
     except asyncio.CancelledError:
         pass
     finally:
-        for task in (schedules, retention):
+        for task in (schedules, retention, purges):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -85,4 +86,14 @@ async def retention_loop(services: Services, every_s: float) -> None:
             _log.warning("retention.run_failed", code=exc.code)
         except sa.exc.SQLAlchemyError as exc:  # kept data is the safe side; the next round retries
             _log.error("retention.run_failed", error=type(exc).__name__)
+        await asyncio.sleep(every_s)
+
+
+async def _run_purges(services: Services, every_s: float) -> None:
+    """Execute purges whose grace period has passed, and finish interrupted ones, every ``every_s`` seconds."""
+    while True:
+        try:
+            await services.purges.run_due()
+        except TenantgateError as exc:  # the database is away: try again on the next tick
+            _log.warning("purges.scan_failed", code=exc.code)
         await asyncio.sleep(every_s)

@@ -49,6 +49,10 @@ _STATUS = {
     "artifact_url_invalid": 403,
     "artifact_storage_unavailable": 503,
     "retention_below_compliance": 422,
+    "purge_not_found": 404,
+    "purge_conflict": 409,
+    "purge_not_due": 409,
+    "purge_confirmation_required": 422,
 }
 _HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +26,7 @@ from tenantgate.context import TenantContext
 from tenantgate.errors import InvalidInput, NotFound
 from tenantgate.gate import ComplianceMode, SwitchScope
 from tenantgate.installation import Services
+from tenantgate.purge import PurgeRecord, PurgeState
 from tenantgate.tenants import TenantStatus
 
 router = APIRouter(prefix="/v1/platform", tags=["platform"], responses=ERROR_RESPONSES)
@@ -163,3 +166,79 @@ async def set_compliance(tenant_id: uuid.UUID, body: ComplianceIn, op: Operator,
     """Set the tenant's compliance mode: platform-defined restrictions on top of its policy."""
     await services.policies.set_compliance(tenant_id, body.mode)
     return body
+
+
+class PurgeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class PurgeExecuteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    now: bool = False
+    confirm: str | None = Field(None, max_length=200)  # the tenant's name, required with now
+
+
+class PurgeOut(BaseModel):
+    """A purge record and, once executed, its report (rows per table, objects, keys, audit events)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    state: PurgeState
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    execute_after: datetime
+    cancelled_by: str | None
+    cancelled_at: datetime | None
+    executed_by: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    steps: list[str]
+    report: dict[str, Any]
+
+    @classmethod
+    def of(cls, r: PurgeRecord) -> PurgeOut:
+        return cls(
+            id=r.id, tenant_id=r.tenant_id, state=r.state, reason=r.reason, requested_by=r.requested_by,
+            requested_at=r.requested_at, execute_after=r.execute_after, cancelled_by=r.cancelled_by,
+            cancelled_at=r.cancelled_at, executed_by=r.executed_by, started_at=r.started_at,
+            finished_at=r.finished_at, steps=list(r.steps), report=r.report,
+        )  # fmt: skip
+
+
+@router.post("/tenants/{tenant_id}/purge", response_model=PurgeOut, status_code=202)
+async def request_purge(tenant_id: uuid.UUID, body: PurgeIn, op: Operator, services: ServicesDep) -> PurgeOut:
+    """Request a purge: the tenant is disabled at once; execution follows after the grace period."""
+    record = await services.purges.request(
+        tenant_id, reason=body.reason, requested_by=f"platform:{op.key_id}", actor=op.key_id,
+        request_id=op.request_id,
+    )  # fmt: skip
+    return PurgeOut.of(record)
+
+
+@router.get("/tenants/{tenant_id}/purge", response_model=PurgeOut)
+async def get_purge(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> PurgeOut:
+    """The tenant's latest purge and its report."""
+    return PurgeOut.of(await services.purges.get(tenant_id))
+
+
+@router.post("/tenants/{tenant_id}/purge/execute", response_model=PurgeOut)
+async def execute_purge(tenant_id: uuid.UUID, body: PurgeExecuteIn, op: Operator, services: ServicesDep) -> PurgeOut:
+    """Execute the purge (after its grace period, or now with the tenant's name as confirm); resumes if interrupted."""
+    record = await services.purges.execute(
+        tenant_id, executed_by=f"platform:{op.key_id}", now=body.now, confirm=body.confirm, actor=op.key_id,
+        request_id=op.request_id,
+    )  # fmt: skip
+    return PurgeOut.of(record)
+
+
+@router.post("/tenants/{tenant_id}/purge/cancel", response_model=PurgeOut)
+async def cancel_purge(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> PurgeOut:
+    """Withdraw a purge that has not started executing; the tenant gets its previous status back."""
+    record = await services.purges.cancel(
+        tenant_id, cancelled_by=f"platform:{op.key_id}", actor=op.key_id, request_id=op.request_id
+    )
+    return PurgeOut.of(record)

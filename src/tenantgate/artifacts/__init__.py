@@ -3,7 +3,13 @@
 from tenantgate.artifacts._s3 import S3Storage
 from tenantgate.artifacts._signing import ArtifactUrlInvalid, SignedUrl, UrlSigner
 from tenantgate.artifacts._sniff import OCTET_STREAM, sniff
-from tenantgate.artifacts._storage import ArtifactStorage, ArtifactStorageUnavailable, LocalStorage, new_storage_key
+from tenantgate.artifacts._storage import (
+    ArtifactStorage,
+    ArtifactStorageUnavailable,
+    LocalStorage,
+    new_storage_key,
+    tenant_prefix,
+)
 from tenantgate.artifacts._store import (
     RETENTION_CLASSES,
     Artifact,
@@ -32,4 +38,5 @@ __all__ = [
     "UrlSigner",
     "new_storage_key",
     "sniff",
+    "tenant_prefix",
 ]

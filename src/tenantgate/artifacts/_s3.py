@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from tenantgate.artifacts._storage import ArtifactStorageUnavailable, check_storage_key
+from tenantgate.artifacts._storage import ArtifactStorageUnavailable, check_storage_key, check_tenant_prefix
 from tenantgate.errors import ConfigurationError
 
 __all__ = ["S3Storage"]
@@ -112,6 +112,31 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         self._call("delete_object", Bucket=self.bucket, Key=self.object_key(key))
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        """Every object under the tenant's prefix (listed from S3, so objects without rows too)."""
+        return iter(list(self._list(check_tenant_prefix(prefix))))
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under the tenant's prefix, a thousand per request (S3's batch size)."""
+        keys = list(self._list(check_tenant_prefix(prefix)))
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": self._prefix + key} for key in keys[start : start + 1000]]
+            response = self._call("delete_objects", Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            if response.get("Errors"):
+                raise ArtifactStorageUnavailable()
+        return len(keys)
+
+    def _list(self, prefix: str) -> Iterator[str]:
+        """Storage keys (our prefix stripped) of every object under ``prefix``, page by page."""
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list_objects_v2", Bucket=self.bucket, Prefix=self._prefix + prefix, **token)
+            for item in page.get("Contents", ()):
+                yield str(item["Key"])[len(self._prefix) :]
+            if not page.get("IsTruncated"):
+                return
+            token = {"ContinuationToken": page["NextContinuationToken"]}
 
     def copy(self, source: str, target: str) -> None:
         self._call(

@@ -9,6 +9,7 @@ or mints them itself (S3: presigned GETs, revoked by moving the object to a new 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -19,9 +20,18 @@ from typing import Protocol
 
 from tenantgate.errors import ConfigurationError, InvalidInput, TenantgateError
 
-__all__ = ["ArtifactStorage", "ArtifactStorageUnavailable", "LocalStorage", "check_storage_key", "new_storage_key"]
+__all__ = [
+    "ArtifactStorage",
+    "ArtifactStorageUnavailable",
+    "LocalStorage",
+    "check_storage_key",
+    "check_tenant_prefix",
+    "new_storage_key",
+    "tenant_prefix",
+]
 
 _KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/[0-9a-f]{32}$")
+_PREFIX = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/$")
 _CHUNK = 64 * 1024
 
 
@@ -41,6 +51,18 @@ def check_storage_key(key: str) -> str:
     if not _KEY.fullmatch(key):
         raise InvalidInput("Not an artifact storage key.")
     return key
+
+
+def check_tenant_prefix(prefix: str) -> str:
+    """``prefix`` if it is a :func:`tenant_prefix`: prefix operations never reach beyond one tenant."""
+    if not _PREFIX.fullmatch(prefix):
+        raise InvalidInput("Not a tenant storage prefix.")
+    return prefix
+
+
+def tenant_prefix(tenant_id: uuid.UUID) -> str:
+    """The storage prefix under which every object of ``tenant_id`` lives."""
+    return f"{tenant_id}/"
 
 
 class ArtifactStorage(Protocol):
@@ -67,6 +89,13 @@ class ArtifactStorage(Protocol):
 
     def presign(self, key: str, *, ttl_s: int, content_type: str, filename: str) -> str:
         """A URL that serves ``key`` as a download for ``ttl_s`` seconds (only when ``presigns``)."""
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        """Every stored key under ``prefix`` (a :func:`tenant_prefix`), rows or no rows: orphans too."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under ``prefix`` (a :func:`tenant_prefix`); returns how many were removed."""
         ...
 
 
@@ -125,3 +154,29 @@ class LocalStorage:
 
     def presign(self, key: str, *, ttl_s: int, content_type: str, filename: str) -> str:
         raise NotImplementedError("The local backend's URLs are signed by tenantgate (UrlSigner).")
+
+    def _prefix_dir(self, prefix: str) -> Path:
+        return self._root / check_tenant_prefix(prefix).rstrip("/")
+
+    def list_prefix(self, prefix: str) -> Iterator[str]:
+        directory = self._prefix_dir(prefix)
+        if not directory.is_dir():
+            return iter(())
+        # Everything in the tenant's directory, including leftovers of interrupted writes.
+        return (f"{prefix}{entry.name}" for entry in sorted(directory.iterdir()) if entry.is_file())
+
+    def delete_prefix(self, prefix: str) -> int:
+        directory = self._prefix_dir(prefix)
+        if not directory.is_dir():
+            return 0
+        removed = 0
+        for entry in directory.iterdir():
+            if entry.is_file() or entry.is_symlink():
+                try:
+                    entry.unlink()
+                except FileNotFoundError:
+                    continue  # removed by a concurrent run: not ours to count
+                removed += 1
+        with contextlib.suppress(FileNotFoundError, OSError):
+            directory.rmdir()  # only when empty; a write racing the purge leaves it for the next run
+        return removed

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from tenantgate.artifacts._signing import ArtifactUrlInvalid, SignedUrl, UrlSigner
 from tenantgate.artifacts._sniff import sniff
-from tenantgate.artifacts._storage import ArtifactStorage, new_storage_key
+from tenantgate.artifacts._storage import ArtifactStorage, new_storage_key, tenant_prefix
 from tenantgate.audit import AuditEvent, AuditLog
 from tenantgate.context import TenantContext
 from tenantgate.errors import InvalidInput, NotFound, QuotaExceeded
@@ -173,6 +173,14 @@ class ArtifactStore:
                 await asyncio.to_thread(self._storage.delete, key)
             raise
         return Artifact.of(row)
+
+    async def purge_storage(self, tenant_id: uuid.UUID) -> int:
+        """Delete every stored object under the tenant's prefix (orphans without rows too); for a purge only."""
+        return await asyncio.to_thread(self._storage.delete_prefix, tenant_prefix(tenant_id))
+
+    async def stored_keys(self, tenant_id: uuid.UUID) -> list[str]:
+        """Every stored object key under the tenant's prefix, as storage lists them (a purge's check)."""
+        return await asyncio.to_thread(lambda: list(self._storage.list_prefix(tenant_prefix(tenant_id))))
 
     async def get(self, ctx: TenantContext, artifact_id: uuid.UUID) -> Artifact:
         """The artifact's metadata, or :class:`ArtifactNotFound`."""

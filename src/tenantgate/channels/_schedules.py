@@ -30,14 +30,17 @@ __all__ = ["ScheduleRun", "ScheduleRunner"]
 _SESSIONS = uuid.UUID("0b7c1f4e-2d6a-4c8e-9f31-5a2e7d9c4b60")  # namespace of schedule session ids
 _log = get_logger("tenantgate.schedules")
 
+# Only active tenants' jobs: a suspended tenant, or one being purged, runs nothing.
 _DUE = {
     "cron": sa.text(
         "SELECT tenant_id, id FROM tenantgate.cron_jobs WHERE deleted_at IS NULL AND enabled AND next_run_at <= :now"
+        " AND tenant_id IN (SELECT id FROM tenantgate.tenants WHERE status = 'active')"
         " ORDER BY next_run_at LIMIT :limit"
     ),
     "heartbeat": sa.text(
         "SELECT tenant_id, id FROM tenantgate.heartbeat_tasks WHERE deleted_at IS NULL AND enabled"
-        " AND next_due_at <= :now ORDER BY next_due_at LIMIT :limit"
+        " AND next_due_at <= :now AND tenant_id IN (SELECT id FROM tenantgate.tenants WHERE status = 'active')"
+        " ORDER BY next_due_at LIMIT :limit"
     ),
 }
 _CLAIM_CRON = sa.text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -128,6 +129,34 @@ class Database:
         with span("tenantgate.db.transaction", role="admin"):
             async with self._begin(self._admin) as conn:
                 yield conn
+
+    @asynccontextmanager
+    async def admin_lock(self, name: str) -> AsyncIterator[bool]:
+        """Try a session advisory lock named ``name`` on its own admin connection; yields whether it was taken.
+
+        Held while the block runs with no transaction open; released when the block ends, and by
+        the server at once if this process dies (so a killed holder never blocks a rerun).
+        """
+        conn = self._admin.connect()
+        try:
+            await conn.start()
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            lock_id = (await auto.execute(sa.text("SELECT hashtextextended(:name, 0)"), {"name": name})).scalar_one()
+            taken = bool((await auto.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": lock_id})).scalar())
+        except _UNAVAILABLE as exc:
+            await conn.close()
+            raise DatabaseUnavailable(
+                "The database is unavailable; the request was refused. Retry when it is back."
+            ) from exc
+        try:
+            yield taken
+        finally:
+            try:
+                if taken:
+                    with contextlib.suppress(*_UNAVAILABLE):  # closing the session releases it anyway
+                        await auto.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+            finally:
+                await conn.close()
 
     @asynccontextmanager
     async def _begin(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:

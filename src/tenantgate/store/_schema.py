@@ -556,3 +556,25 @@ console_platform_sessions = sa.Table(
     sa.Column("expires_at", _ts, nullable=False),
     sa.Column("revoked_at", _ts),
 )
+
+# --- purge by tenant (migration 0013) ---------------------------------------------------------
+
+tenant_purges = sa.Table(
+    "tenant_purges",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("requested_by", sa.Text, nullable=False),
+    sa.Column("requested_at", _ts, nullable=False),
+    sa.Column("execute_after", _ts, nullable=False),
+    sa.Column("previous_status", sa.Text, nullable=False),
+    sa.Column("cancelled_by", sa.Text),
+    sa.Column("cancelled_at", _ts),
+    sa.Column("executed_by", sa.Text),
+    sa.Column("started_at", _ts),
+    sa.Column("finished_at", _ts),
+    sa.Column("steps", ARRAY(sa.Text), nullable=False),
+    sa.Column("report", JSONB, nullable=False),
+)

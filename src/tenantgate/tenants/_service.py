@@ -26,6 +26,8 @@ _log = get_logger("tenantgate.tenants")
 class TenantStatus(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    PURGING = "purging"  # a purge was requested: every credential is refused (tenantgate.purge)
+    PURGED = "purged"  # a tombstone: the purge ran
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +100,19 @@ class TenantService:
         request_id: str | None = None,
     ) -> Tenant:
         """Suspend or resume a tenant, recorded on the platform chain."""
+        if status not in (TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
+            raise InvalidInput("Only a purge request moves a tenant to purging or purged.")
+        # A tenant being purged (or purged) stays so: only cancelling the purge brings it back.
+        settable = _t.c.status.in_([TenantStatus.ACTIVE.value, TenantStatus.SUSPENDED.value])
         async with self._db.admin() as conn:
             row = (
                 await conn.execute(
-                    sa.update(_t).where(_t.c.id == tenant_id).values(status=status.value).returning(*_t.c)
+                    sa.update(_t).where(_t.c.id == tenant_id, settable).values(status=status.value).returning(*_t.c)
                 )
             ).one_or_none()
             if row is None:
+                if (await conn.execute(sa.select(_t.c.status).where(_t.c.id == tenant_id))).first() is not None:
+                    raise Conflict("This tenant is being purged or was purged; cancel the purge to resume it.")
                 raise NotFound("No such tenant.")
             action = "tenant.suspended" if status is TenantStatus.SUSPENDED else "tenant.resumed"
             event = AuditEvent(action, payload={"tenant_id": str(tenant_id)})

@@ -17,10 +17,11 @@ from tenantgate.vault._credentials import (
 from tenantgate.vault._errors import CredentialUnreadable, KeyProviderUnavailable
 from tenantgate.vault._kinds import NOT_SECRET_FIELDS, Credential, CredentialKind, required_fields, secret_values
 from tenantgate.vault._kms import AwsKms
-from tenantgate.vault._provider import KeyProvider, LocalKeyFile, decode_master_keys
+from tenantgate.vault._provider import KeyProvider, LocalKeyFile, TenantKeyShredding, decode_master_keys
 from tenantgate.vault._setup import key_provider_from_settings
+from tenantgate.vault._tenant_secrets import TenantSecrets
 from tenantgate.vault._transit import VaultTransit
-from tenantgate.vault._vault import KekRotation, Sealed, Vault
+from tenantgate.vault._vault import KekRotation, Sealed, ShreddedKeys, Vault
 
 __all__ = [
     "NOT_SECRET_FIELDS",
@@ -37,6 +38,9 @@ __all__ = [
     "KnownValues",
     "LocalKeyFile",
     "Sealed",
+    "ShreddedKeys",
+    "TenantKeyShredding",
+    "TenantSecrets",
     "Vault",
     "VaultTransit",
     "decode_master_keys",

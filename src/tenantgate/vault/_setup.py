@@ -5,6 +5,7 @@ from __future__ import annotations
 from tenantgate.config import Settings
 from tenantgate.vault._kms import AwsKms
 from tenantgate.vault._provider import KeyProvider, LocalKeyFile
+from tenantgate.vault._tenant_secrets import TenantSecrets
 from tenantgate.vault._transit import VaultTransit
 
 __all__ = ["key_provider_from_settings"]
@@ -21,6 +22,7 @@ def key_provider_from_settings(settings: Settings) -> KeyProvider:
             key=settings.vault_transit_key,
             mount=settings.vault_transit_mount,
             timeout_s=settings.key_provider_timeout_s,
+            per_tenant=settings.vault_transit_per_tenant,
         )
     if settings.key_provider == "aws_kms":
         assert settings.kms_key_id is not None  # Settings.check
@@ -31,6 +33,7 @@ def key_provider_from_settings(settings: Settings) -> KeyProvider:
             endpoint_url=settings.kms_endpoint_url,
             timeout_s=settings.key_provider_timeout_s,
         )
+    tenant_secrets = TenantSecrets(settings.tenant_keys_dir)  # outside the database: purge destroys one
     if settings.master_key is not None:
-        return LocalKeyFile.from_master_key(settings.master_key.get_secret_value())
-    return LocalKeyFile.open(settings.data_dir / "master.key")
+        return LocalKeyFile.from_master_key(settings.master_key.get_secret_value(), tenant_secrets=tenant_secrets)
+    return LocalKeyFile.open(settings.data_dir / "master.key", tenant_secrets=tenant_secrets)

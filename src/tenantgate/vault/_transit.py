@@ -5,6 +5,14 @@ The KEK never leaves Vault: a data key is sent to ``transit/encrypt/<key>`` and 
 key version; re-wrapping moves every data key to it. Transit does not bind our context
 here (the key is not a derived key); the binding to tenant and credential lives in each
 sealed field's associated data.
+
+With ``per_tenant`` (``TENANTGATE_VAULT_TRANSIT_PER_TENANT``), each tenant's data keys are
+wrapped under its own transit key ``<key>-t-<tenant id>`` (created by encrypt's upsert), and
+a purge deletes that key in Vault (``deletion_allowed``, then ``DELETE``): a database backup
+taken before the purge no longer unwraps. The Vault token then needs ``create``/``update``
+on ``<mount>/encrypt/<key>-t-*``, ``update`` on ``<mount>/keys/<key>-t-*/config`` and
+``delete`` on ``<mount>/keys/<key>-t-*``. Data keys wrapped under the shared key keep
+opening (the kek id names the key); ``rotate()`` rotates the shared key only.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +38,16 @@ class VaultTransit:
 
     name = "vault_transit"
 
-    def __init__(self, *, addr: str, token: str, key: str, mount: str = "transit", timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        addr: str,
+        token: str,
+        key: str,
+        mount: str = "transit",
+        timeout_s: float = 5.0,
+        per_tenant: bool = False,
+    ) -> None:
         try:
             import hvac
             import hvac.exceptions
@@ -44,17 +62,25 @@ class VaultTransit:
         self._key = key
         self._mount = mount
         self._invalid: type[Exception] = hvac.exceptions.InvalidRequest
+        self._missing: type[Exception] = hvac.exceptions.InvalidPath
+        self._per_tenant = per_tenant
         self._faults: tuple[type[Exception], ...] = (hvac.exceptions.VaultError, requests.exceptions.RequestException)
 
     @property
     def current_kek_id(self) -> str:
         return f"transit:{self._key}:latest"
 
+    def _name_for(self, tenant_id: str | None) -> str:
+        if self._per_tenant and tenant_id is not None:
+            return f"{self._key}-t-{uuid.UUID(tenant_id)}"
+        return self._key
+
     def wrap(self, dek: bytes, context: Mapping[str, str]) -> tuple[str, bytes]:
         plaintext = base64.b64encode(dek).decode("ascii")
+        name = self._name_for(context.get("tenant_id"))
         try:
             response = self._client.secrets.transit.encrypt_data(
-                name=self._key, plaintext=plaintext, mount_point=self._mount
+                name=name, plaintext=plaintext, mount_point=self._mount
             )
             ciphertext = str(response["data"]["ciphertext"])
         except self._faults as exc:
@@ -64,7 +90,7 @@ class VaultTransit:
         match = _VERSIONED.match(ciphertext)
         if match is None:
             raise KeyProviderUnavailable("Vault transit answered with a ciphertext of an unknown format.")
-        return f"transit:{self._key}:v{match[1]}", ciphertext.encode("ascii")
+        return f"transit:{name}:v{match[1]}", ciphertext.encode("ascii")
 
     def unwrap(self, kek_id: str, wrapped: bytes, context: Mapping[str, str]) -> bytes:
         match = _KEK_ID.fullmatch(kek_id)
@@ -84,6 +110,21 @@ class VaultTransit:
             raise KeyProviderUnavailable(self._unavailable(exc)) from exc
         except (KeyError, TypeError, binascii.Error, ValueError):
             raise CredentialUnreadable from None
+
+    def destroy_tenant(self, tenant_id: str) -> bool:
+        """With per-tenant keys: delete the tenant's transit key in Vault; True if there was one."""
+        if not self._per_tenant:
+            return False  # the shared key wraps every tenant: nothing of this tenant's to destroy in Vault
+        name = self._name_for(tenant_id)
+        transit = self._client.secrets.transit
+        try:
+            transit.update_key_configuration(name=name, deletion_allowed=True, mount_point=self._mount)
+            transit.delete_key(name=name, mount_point=self._mount)
+        except (self._invalid, self._missing):
+            return False  # no such key: never created, or deleted by an earlier run of the purge
+        except self._faults as exc:
+            raise KeyProviderUnavailable(self._unavailable(exc)) from exc
+        return True
 
     def rotate(self) -> str:
         try:

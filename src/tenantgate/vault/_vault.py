@@ -33,9 +33,9 @@ from tenantgate.context import TenantContext
 from tenantgate.store import Database, tables
 from tenantgate.vault._aead import associated_data, generate_data_key, key_id_of, open_field, seal_field
 from tenantgate.vault._errors import CredentialUnreadable, KeyProviderUnavailable
-from tenantgate.vault._provider import KeyProvider
+from tenantgate.vault._provider import KeyProvider, TenantKeyShredding
 
-__all__ = ["KekRotation", "Sealed", "Vault"]
+__all__ = ["KekRotation", "Sealed", "ShreddedKeys", "Vault"]
 
 _k = tables.tenant_data_keys
 T = TypeVar("T")
@@ -56,6 +56,14 @@ class KekRotation:
     kek_id: str
     tenants: int
     data_keys: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShreddedKeys:
+    """What :meth:`Vault.shred_tenant` destroyed: data key rows, and the provider's per-tenant KEK material."""
+
+    data_keys: int
+    tenant_kek: bool
 
 
 class _KeyCache:
@@ -218,6 +226,25 @@ class Vault:
             conn, ctx, AuditEvent(action="vault.data_keys_destroyed", decision="succeeded", payload={"count": count})
         )
         return count
+
+    async def shred_tenant(self, conn: AsyncConnection, tenant_id: uuid.UUID) -> ShreddedKeys:
+        """Crypto-shredding for a purge, inside the caller's admin transaction; the caller audits it.
+
+        Destroys every data key row of the tenant and, when the provider keeps per-tenant key
+        material outside the database (the local provider's tenant secret), destroys that too,
+        so the wrapped keys in an older database backup no longer unwrap either. Idempotent.
+        """
+        result = await conn.execute(
+            sa.update(_k)
+            .where(_k.c.tenant_id == tenant_id, _k.c.state != "destroyed")
+            .values(state="destroyed", wrapped_key=None, destroyed_at=sa.func.now())
+        )
+        self._cache.evict_tenant(tenant_id)
+        provider = self.provider
+        destroyed = False
+        if isinstance(provider, TenantKeyShredding):
+            destroyed = await self._provider_call(provider.destroy_tenant, str(tenant_id))
+        return ShreddedKeys(data_keys=int(result.rowcount), tenant_kek=destroyed)
 
     async def rotate_kek(
         self, context_for: Callable[[uuid.UUID], TenantContext], *, tenants: Sequence[uuid.UUID] | None = None

@@ -1,7 +1,7 @@
 """The admin console: user console passwords, console sessions (tenant and platform).
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from alembic import op
 from tenantgate.store.rls import grant_platform_only, make_tenant_owned
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
