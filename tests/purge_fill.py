@@ -99,6 +99,9 @@ async def fill_tenant(services: Services, tenant: TenantFixture, *, secret: str)
     await services.policies.set_policy(ctx, {"egress": {"deny_domains": ["blocked.example"]}})
     await services.policies.set_tenant_switch(ctx, SwitchScope.TOOL, "echo@v1", reason="incident", set_by="test")
     await services.quotas.plans.set_tenant(tenant.id, overrides={"cron_jobs": 7})
+    # A console password and an open console session of the owner.
+    await services.passwords.set(ctx, tenant.owner_id, "correct horse battery staple")
+    await services.console.login(tenant.tenant.name, "owner", "correct horse battery staple", request_id="fill")
     # The runtime's tables, confirmations, directives and budget counters: written as the
     # runtime writes them, in the tenant's own transaction (app role, RLS).
     session_id, run_id, execution_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -121,6 +124,15 @@ async def fill_tenant(services: Services, tenant: TenantFixture, *, secret: str)
         " '{}'::jsonb, 'd', 'idem-1', :p, 'user', '{owner}', gen_random_uuid(), 3)",
         "INSERT INTO tenantgate.budget_counters (tenant_id, counter, period_start, used)"
         " VALUES (:t, 'tool_calls', date_trunc('day', now()), 42)",
+        "INSERT INTO tenantgate.run_holds (tenant_id, run_id, confirmation_id, principal_id, principal_kind, roles,"
+        " state, expires_at) VALUES (:t, :r, gen_random_uuid(), :p, 'user', '{owner}', '{}'::jsonb,"
+        " now() + interval '1 hour')",
+        "INSERT INTO tenantgate.alerts (tenant_id, id, rule, subject, window_start, window_s, threshold, severity,"
+        " summary) VALUES (:t, gen_random_uuid(), 'denial_spike', 'tenant', now(), 60, 10, 'warning',"
+        " '12 denials in a minute')",
+        "INSERT INTO tenantgate.alert_settings (tenant_id, settings, updated_by) VALUES (:t, '{}'::jsonb, :p)",
+        "INSERT INTO tenantgate.retention_settings (tenant_id, data_class, days, updated_by)"
+        " VALUES (:t, 'messages', 30, :p)",
     ]
     async with services.db.tenant(ctx) as conn:
         for statement in statements:
