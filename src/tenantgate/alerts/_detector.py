@@ -10,7 +10,7 @@ several processes (each with its own memory counts) get there.
 
 from __future__ import annotations
 
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from tenantgate.quotas import limits_storage
 
 __all__ = ["WindowCounter", "window_start"]
 
@@ -22,22 +22,7 @@ def window_start(now: float, window_s: int) -> int:
 
 class WindowCounter:
     def __init__(self, redis_url: str | None = None, *, timeout_s: float = 0.5) -> None:
-        storage: Storage
-        if redis_url:
-            url = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
-            storage = RedisStorage(
-                url,
-                implementation="redispy",
-                key_prefix="tenantgate-alerts",
-                wrap_exceptions=True,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-            )
-            self.backend = "redis"
-        else:
-            storage = MemoryStorage()
-            self.backend = "memory"
-        self._storage = storage
+        self._storage, self.backend = limits_storage(redis_url, key_prefix="tenantgate-alerts", timeout_s=timeout_s)
 
     async def add(self, key: str, *, window_s: int) -> int:
         """Count one event under ``key`` (which names its window); the count so far."""

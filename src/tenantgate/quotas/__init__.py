@@ -6,6 +6,7 @@ from tenantgate.quotas._plans import Limits, PlanStore, TenantLimits
 from tenantgate.quotas._prices import DEFAULT_PRICE, ModelPrice, PriceTable
 from tenantgate.quotas._rates import Rate, RateLimiter, RateState
 from tenantgate.quotas._service import Quotas, TokenReservation
+from tenantgate.quotas._storage import limits_storage
 
 __all__ = [
     "DEFAULT_PRICE",
@@ -23,5 +24,6 @@ __all__ = [
     "Reservation",
     "TenantLimits",
     "TokenReservation",
+    "limits_storage",
     "period_bounds",
 ]

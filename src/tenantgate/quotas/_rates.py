@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from limits import RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from tenantgate.errors import QuotaBackendUnavailable, QuotaExceeded
+from tenantgate.quotas._storage import limits_storage
 
 __all__ = ["Rate", "RateLimiter", "RateState"]
 
@@ -53,22 +53,7 @@ class RateLimiter:
     """Hits and peeks on per-minute moving windows, keyed by the rate and its identifiers."""
 
     def __init__(self, redis_url: str | None = None, *, timeout_s: float = 0.5) -> None:
-        storage: Storage
-        if redis_url:
-            # A short timeout: a stalled Redis refuses quickly instead of holding every request.
-            url = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
-            storage = RedisStorage(
-                url,
-                implementation="redispy",
-                key_prefix="tenantgate",
-                wrap_exceptions=True,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-            )
-            self.backend = "redis"
-        else:
-            storage = MemoryStorage()
-            self.backend = "memory"
+        storage, self.backend = limits_storage(redis_url, key_prefix="tenantgate", timeout_s=timeout_s)
         self._storage = storage
         self._limiter = MovingWindowRateLimiter(storage)
 
