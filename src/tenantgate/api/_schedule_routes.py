@@ -21,9 +21,8 @@ from tenantgate.schedules import (
     MAX_MESSAGE_CHARS,
     NAME_PATTERN,
     CronJob,
-    CronJobVersion,
+    DefinitionVersion,
     HeartbeatTask,
-    HeartbeatTaskVersion,
     ScheduleKind,
 )
 
@@ -61,7 +60,9 @@ class CronJobOut(BaseModel):
                    created_at=j.created_at, updated_at=j.updated_at, deleted_at=j.deleted_at)  # fmt: skip
 
 
-class CronJobVersionOut(BaseModel):
+class DefinitionVersionOut(BaseModel):
+    """A version of a cron job's or heartbeat task's definition."""
+
     version: int
     definition: dict[str, Any]
     change: str
@@ -69,13 +70,13 @@ class CronJobVersionOut(BaseModel):
     changed_by: uuid.UUID
 
     @classmethod
-    def of(cls, v: CronJobVersion) -> CronJobVersionOut:
+    def of(cls, v: DefinitionVersion) -> DefinitionVersionOut:
         return cls(version=v.version, definition=v.definition, change=v.change, changed_at=v.changed_at,
                    changed_by=v.changed_by)  # fmt: skip
 
 
 class CronJobDetail(CronJobOut):
-    versions: list[CronJobVersionOut]
+    versions: list[DefinitionVersionOut]
 
 
 class HeartbeatIn(BaseModel):
@@ -113,19 +114,6 @@ class HeartbeatOut(BaseModel):
                    deleted_at=t.deleted_at)  # fmt: skip
 
 
-class HeartbeatVersionOut(BaseModel):
-    version: int
-    definition: dict[str, Any]
-    change: str
-    changed_at: datetime
-    changed_by: uuid.UUID
-
-    @classmethod
-    def of(cls, v: HeartbeatTaskVersion) -> HeartbeatVersionOut:
-        return cls(version=v.version, definition=v.definition, change=v.change, changed_at=v.changed_at,
-                   changed_by=v.changed_by)  # fmt: skip
-
-
 # --- cron jobs --------------------------------------------------------------------------------
 
 
@@ -149,7 +137,7 @@ async def add_cron_job(body: CronJobIn, ctx: Caller, services: ServicesDep) -> C
 async def get_cron_job(job_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> CronJobDetail:
     """A job with every version of its definition."""
     job = await services.cron.get(ctx, job_id)
-    versions = [CronJobVersionOut.of(v) for v in await services.cron.versions(ctx, job_id)]
+    versions = [DefinitionVersionOut.of(v) for v in await services.cron.versions(ctx, job_id)]
     return CronJobDetail(**CronJobOut.of(job).model_dump(), versions=versions)
 
 
@@ -160,10 +148,10 @@ async def remove_cron_job(job_id: uuid.UUID, ctx: Caller, services: ServicesDep)
     return CronJobOut.of(await services.cron.remove(ctx, job_id))
 
 
-@router.get("/cron-jobs/{job_id}/versions", response_model=list[CronJobVersionOut], tags=["schedules"])
-async def cron_job_versions(job_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> list[CronJobVersionOut]:
+@router.get("/cron-jobs/{job_id}/versions", response_model=list[DefinitionVersionOut], tags=["schedules"])
+async def cron_job_versions(job_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> list[DefinitionVersionOut]:
     """Every version of a job's definition, removed jobs included, oldest first."""
-    return [CronJobVersionOut.of(v) for v in await services.cron.versions(ctx, job_id)]
+    return [DefinitionVersionOut.of(v) for v in await services.cron.versions(ctx, job_id)]
 
 
 @router.post("/cron-jobs/{job_id}/restore", response_model=CronJobOut, tags=["schedules"])
@@ -215,10 +203,10 @@ async def remove_heartbeat(task_id: uuid.UUID, ctx: Caller, services: ServicesDe
     return HeartbeatOut.of(await services.heartbeat.remove(ctx, task_id))
 
 
-@router.get("/heartbeats/{task_id}/versions", response_model=list[HeartbeatVersionOut], tags=["schedules"])
-async def heartbeat_versions(task_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> list[HeartbeatVersionOut]:
+@router.get("/heartbeats/{task_id}/versions", response_model=list[DefinitionVersionOut], tags=["schedules"])
+async def heartbeat_versions(task_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> list[DefinitionVersionOut]:
     """Every version of a task's definition, removed tasks included, oldest first."""
-    return [HeartbeatVersionOut.of(v) for v in await services.heartbeat.versions(ctx, task_id)]
+    return [DefinitionVersionOut.of(v) for v in await services.heartbeat.versions(ctx, task_id)]
 
 
 @router.post("/heartbeats/{task_id}/restore", response_model=HeartbeatOut, tags=["schedules"])

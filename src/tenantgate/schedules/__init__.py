@@ -4,6 +4,7 @@ from tenantgate.schedules._cron import MAX_MESSAGE_CHARS, NAME_PATTERN, CronJob,
 from tenantgate.schedules._heartbeat import HeartbeatStore, HeartbeatTask, HeartbeatTaskVersion
 from tenantgate.schedules._limits import ScheduleLimits, TenantCap
 from tenantgate.schedules._schedule import MAX_EVERY_SECONDS, Schedule, ScheduleKind
+from tenantgate.schedules._versions import DefinitionVersion
 
 __all__ = [
     "MAX_EVERY_SECONDS",
@@ -12,6 +13,7 @@ __all__ = [
     "CronJob",
     "CronJobVersion",
     "CronStore",
+    "DefinitionVersion",
     "HeartbeatStore",
     "HeartbeatTask",
     "HeartbeatTaskVersion",

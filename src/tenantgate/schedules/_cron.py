@@ -25,6 +25,7 @@ from tenantgate.context import TenantContext
 from tenantgate.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from tenantgate.schedules._limits import ScheduleLimits, TenantCap
 from tenantgate.schedules._schedule import Schedule, ScheduleKind
+from tenantgate.schedules._versions import DefinitionVersion
 from tenantgate.store import Database, restore_target, tables
 
 __all__ = ["MAX_MESSAGE_CHARS", "NAME_PATTERN", "CronJob", "CronJobVersion", "CronStore", "check_name"]
@@ -78,13 +79,7 @@ class CronJob:
         return {"name": self.name, **self.schedule.describe(), "message": self.message, "enabled": self.enabled}
 
 
-@dataclass(frozen=True, slots=True)
-class CronJobVersion:
-    version: int
-    definition: dict[str, Any]
-    change: str
-    changed_at: datetime
-    changed_by: uuid.UUID
+CronJobVersion = DefinitionVersion
 
 
 def _now() -> datetime:
@@ -271,7 +266,7 @@ class CronStore:
             ).all()
         if not rows:
             raise NotFound(f"No cron job {job_id} in this tenant.")
-        return [CronJobVersion(r.version, dict(r.definition), r.change, r.changed_at, r.changed_by) for r in rows]
+        return [DefinitionVersion.of(r) for r in rows]
 
     async def _find(self, conn: AsyncConnection, ctx: TenantContext, ref: uuid.UUID | str) -> CronJob:
         match = _j.c.id == ref if isinstance(ref, uuid.UUID) else _j.c.name == ref

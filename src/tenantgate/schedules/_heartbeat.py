@@ -24,6 +24,7 @@ from tenantgate.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from tenantgate.schedules._cron import check_message, check_name, lock_tenant
 from tenantgate.schedules._limits import ScheduleLimits, TenantCap
 from tenantgate.schedules._schedule import MAX_EVERY_SECONDS
+from tenantgate.schedules._versions import DefinitionVersion
 from tenantgate.store import Database, restore_target, tables
 
 __all__ = ["HeartbeatStore", "HeartbeatTask", "HeartbeatTaskVersion"]
@@ -54,13 +55,7 @@ class HeartbeatTask:
         return {"name": self.name, "prompt": self.prompt, "every_seconds": self.every_seconds, "enabled": self.enabled}
 
 
-@dataclass(frozen=True, slots=True)
-class HeartbeatTaskVersion:
-    version: int
-    definition: dict[str, Any]
-    change: str
-    changed_at: datetime
-    changed_by: uuid.UUID
+HeartbeatTaskVersion = DefinitionVersion
 
 
 def _now() -> datetime:
@@ -212,7 +207,7 @@ class HeartbeatStore:
             ).all()
         if not rows:
             raise NotFound(f"No heartbeat task {task_id} in this tenant.")
-        return [HeartbeatTaskVersion(r.version, dict(r.definition), r.change, r.changed_at, r.changed_by) for r in rows]
+        return [DefinitionVersion.of(r) for r in rows]
 
     async def restore(self, ctx: TenantContext, task_id: uuid.UUID, *, version: int | None = None) -> HeartbeatTask:
         """Bring back a definition (default: the latest before removal) as a new version, due from now.
