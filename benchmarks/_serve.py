@@ -3,7 +3,7 @@
 `served` starts one uvicorn worker (uvloop + httptools, as ``tenantgate serve`` runs it) in a
 spawned child process. The child builds its app from an importable factory: a module-level
 function, or a ``"module:function"`` reference, called with keyword arguments of plain values.
-`bare_app` and `tenantgate_app` are ready-made factories. A driver (`httpx_driver`,
+`bare_app`, `tenantgate_app` and `echo_app` are ready-made factories. A driver (`httpx_driver`,
 `raw_driver`) opens keep-alive connections and gives a `Send` coroutine function that makes
 one request and checks its status; `load_case` turns it into a timed case.
 """
@@ -26,10 +26,15 @@ from urllib.parse import urlsplit
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from pydantic import BaseModel, Field
 
 from _db import open_services
 from _harness import BenchError, Case, discarded_logs, run_concurrently
 from tenantgate.api import create_app
+from tenantgate.config import Settings
+from tenantgate.context import DeploymentMode
+from tenantgate.installation import Installation, Services
+from tenantgate.tools import ToolCall, ToolEffect, ToolPackage, ToolRegistry, tool
 
 HOST = "127.0.0.1"
 HTTP_TIMEOUT_S = 10
@@ -53,6 +58,29 @@ def bare_app() -> FastAPI:
 def tenantgate_app(settings: dict[str, Any]) -> FastAPI:
     """The tenantgate API on the installation ``settings`` describe (see `_db.settings_kwargs`)."""
     return create_app(open_services(settings))
+
+
+class EchoArgs(BaseModel):
+    text: str = Field(max_length=1000)
+
+
+@tool("echo@v1", description="Repeat the text.", effect=ToolEffect.READ)
+async def echo(call: ToolCall, args: EchoArgs) -> dict[str, str]:
+    return {"text": args.text}
+
+
+def echo_registry() -> ToolRegistry:
+    """One trivial tool, ``echo@v1``, in a package ``basics``: tool calls that cost nothing themselves."""
+    registry = ToolRegistry(DeploymentMode.SAAS)
+    registry.register(echo)
+    registry.add_package(ToolPackage("basics", "Echo.", ("echo@v1",)))
+    return registry
+
+
+def echo_app(settings: dict[str, Any]) -> FastAPI:
+    """The tenantgate API (``/mcp`` included) with `echo_registry`, built in the server process."""
+    installation = Installation.open(Settings(_env_file=None, **settings), migrate_schema=False)
+    return create_app(Services.build(installation, registry=echo_registry()))
 
 
 def factory_ref(factory: AppFactory) -> str:

@@ -30,8 +30,6 @@ from typing import Any
 
 import httpx
 import uvloop
-from fastapi import FastAPI
-from pydantic import BaseModel, Field
 from rich.console import Console
 
 # The harness modules sit next to this script (see bench_foundation.py).
@@ -39,14 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _db import BenchDatabase, bench_database, describe, new_tenant, running_services, settings_kwargs
 from _harness import BenchError, Case, Plan, Stats, compare, discarded_logs, header, report, run_concurrently, start
-from _serve import raw_driver, served
-from tenantgate.api import create_app
+from _serve import echo_app, echo_registry, raw_driver, served
 from tenantgate.auth import system_context
-from tenantgate.config import Settings
-from tenantgate.context import DeploymentMode
 from tenantgate.gate import PolicyStore
-from tenantgate.installation import Installation, Services
-from tenantgate.tools import ToolCall, ToolEffect, ToolPackage, ToolRegistry, tool
 
 BASE = "HTTP API: POST /v1/tools/echo@v1/call"
 MCP = "MCP: tools/call echo__v1 (POST /mcp)"
@@ -60,28 +53,6 @@ class McpPlan(Plan):
 
 FULL = McpPlan(rounds=7, calls=1500, deadline_s=600)
 QUICK = McpPlan(rounds=5, calls=300, deadline_s=240)
-
-
-class EchoArgs(BaseModel):
-    text: str = Field(max_length=1000)
-
-
-@tool("echo@v1", description="Repeat the text.", effect=ToolEffect.READ)
-async def echo(call: ToolCall, args: EchoArgs) -> dict[str, str]:
-    return {"text": args.text}
-
-
-def bench_registry() -> ToolRegistry:
-    registry = ToolRegistry(DeploymentMode.SAAS)
-    registry.register(echo)
-    registry.add_package(ToolPackage("basics", "Echo.", ("echo@v1",)))
-    return registry
-
-
-def mcp_app(settings: dict[str, Any]) -> FastAPI:
-    """The tenantgate API (with ``/mcp``) and `bench_registry`, built in the server process."""
-    installation = Installation.open(Settings(_env_file=None, **settings), migrate_schema=False)
-    return create_app(Services.build(installation, registry=bench_registry()))
 
 
 POLICY = {"packages": [{"package": "basics"}], "grants": [{"id": "echo", "tools": ["echo@v1"]}]}
@@ -98,7 +69,7 @@ async def install_tenant(settings: dict[str, Any]) -> str:
     """A tenant allowed to call ``echo@v1``; the owner's key."""
     async with running_services(settings) as services:
         tenant = await new_tenant(services)
-        store = PolicyStore(db=services.db, registry=bench_registry(), audit=services.audit)
+        store = PolicyStore(db=services.db, registry=echo_registry(), audit=services.audit)
         system = system_context(tenant.tenant_id, mode=services.settings.mode, request_id="bench")
         await store.set_policy(system, POLICY)
         return tenant.key
@@ -119,7 +90,7 @@ async def check(url: str, headers: dict[str, str]) -> None:
 async def bench(settings: dict[str, Any], key: str, plan: McpPlan) -> dict[str, Stats]:
     auth = {"Authorization": f"Bearer {key}"}
     call = json.dumps({"arguments": {"text": "step"}}).encode()
-    with served(mcp_app, {"settings": settings}, plan.deadline_s) as url:
+    with served(echo_app, {"settings": settings}, plan.deadline_s) as url:
         await check(url, auth)
         async with contextlib.AsyncExitStack() as clients:
             direct = await clients.enter_async_context(

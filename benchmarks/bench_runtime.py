@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from fastapi import FastAPI
-from pydantic import BaseModel, Field
 from rich.console import Console
 
 # The harness modules sit next to this script (see bench_foundation.py).
@@ -41,14 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _db import BenchDatabase, bench_database, describe, new_tenant, running_services, settings_kwargs
 from _harness import Case, Plan, Stats, compare, discarded_logs, header, report, run_concurrently, start
-from _serve import raw_driver, served
-from tenantgate.api import create_app
+from _serve import echo_app, echo_registry, raw_driver, served
 from tenantgate.auth import system_context
-from tenantgate.config import Settings
-from tenantgate.context import DeploymentMode
 from tenantgate.gate import PolicyStore
-from tenantgate.installation import Installation, Services
-from tenantgate.tools import ToolCall, ToolEffect, ToolPackage, ToolRegistry, tool
 
 TOOL_CALLS = 3
 
@@ -61,28 +54,6 @@ class RuntimePlan(Plan):
 
 FULL = RuntimePlan(rounds=7, turns=150, deadline_s=600)
 QUICK = RuntimePlan(rounds=5, turns=60, deadline_s=240)
-
-
-class EchoArgs(BaseModel):
-    text: str = Field(max_length=1000)
-
-
-@tool("echo@v1", description="Repeat the text.", effect=ToolEffect.READ)
-async def echo(call: ToolCall, args: EchoArgs) -> dict[str, str]:
-    return {"text": args.text}
-
-
-def bench_registry() -> ToolRegistry:
-    registry = ToolRegistry(DeploymentMode.SAAS)
-    registry.register(echo)
-    registry.add_package(ToolPackage("basics", "Echo.", ("echo@v1",)))
-    return registry
-
-
-def runtime_app(settings: dict[str, Any]) -> FastAPI:
-    """The tenantgate API with `bench_registry` (built in the server process)."""
-    installation = Installation.open(Settings(_env_file=None, **settings), migrate_schema=False)
-    return create_app(Services.build(installation, registry=bench_registry()))
 
 
 POLICY = {
@@ -99,7 +70,7 @@ async def install_tenant(settings: dict[str, Any]) -> tuple[str, str]:
     """A tenant whose planner is the three-call script, and one session; the owner's key and the session id."""
     async with running_services(settings) as services:
         tenant = await new_tenant(services)
-        store = PolicyStore(db=services.db, registry=bench_registry(), audit=services.audit)
+        store = PolicyStore(db=services.db, registry=echo_registry(), audit=services.audit)
         system = system_context(tenant.tenant_id, mode=services.settings.mode, request_id="bench")
         await store.set_policy(system, POLICY)
         owner = await services.authenticator.authenticate(f"Bearer {tenant.key}", request_id="bench")
@@ -111,7 +82,7 @@ async def bench(settings: dict[str, Any], key: str, session: str, plan: RuntimeP
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     call = json.dumps({"arguments": {"text": "step"}}).encode()
     turn = json.dumps({"content": "Echo three times."}).encode()
-    with served(runtime_app, {"settings": settings}, plan.deadline_s) as url:
+    with served(echo_app, {"settings": settings}, plan.deadline_s) as url:
         async with contextlib.AsyncExitStack() as clients:
             direct = await clients.enter_async_context(
                 raw_driver(url, "/v1/tools/echo@v1/call", headers, plan.connections, method="POST", body=call)
