@@ -37,6 +37,15 @@ PEPPER = "test-pepper-" + "p" * 40
 # The local key provider's KEK for the suite (an external database needs it given, not generated).
 MASTER_KEY = "dGVuYW50Z2F0ZS10ZXN0LW1hc3Rlci1rZXktMzJieXQ="
 
+# Nothing the suite runs writes to the user's data directory: a Settings without a data_dir, and every
+# CLI subprocess (they inherit the environment), lands in a throwaway XDG data home instead.
+_DATA_HOME = Path(tempfile.mkdtemp(prefix="tenantgate-test-home-"))
+os.environ["XDG_DATA_HOME"] = str(_DATA_HOME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_DATA_HOME, ignore_errors=True)
+
 
 @dataclass(frozen=True)
 class DatabaseFixture:
