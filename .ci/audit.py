@@ -112,8 +112,14 @@ def _canonical(name: str) -> str:
 
 
 def osv_url() -> str:
-    from pip_audit._service.osv import OsvService  # pip-audit's own default, so both agree
-
+    try:
+        from pip_audit._service.osv import OsvService  # pip-audit's own default, so both agree
+    except ImportError as error:
+        raise AuditError(
+            f"pip-audit with its OSV service cannot be imported ({error}); it is in the test extra: "
+            "pip install -c requirements/test-lock.txt '.[test]'",
+            1,
+        ) from error
     return os.environ.get("PIP_AUDIT_OSV_URL") or OsvService.DEFAULT_OSV_URL
 
 
