@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.fakes.osv import JINJA2_FILENAME_BREAKOUT, FakeOsv
@@ -76,6 +77,19 @@ def no_acceptances(tmp_path: Path) -> Path:
     path = tmp_path / "none.toml"
     path.write_text("# nothing accepted\n")
     return path
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "affected"),
+    [("jinja2", "2.11.3", False), ("Jinja2", "3.0.0", True), ("jinja2", "3.1.4", True), ("jinja2", "3.1.5", False)],
+)
+async def test_the_fake_matches_versions_as_osv_does(osv: FakeOsv, name: str, version: str, affected: bool) -> None:
+    async with httpx.AsyncClient() as client:
+        query = {"package": {"name": name, "ecosystem": "PyPI"}, "version": version}
+        answer = (await client.post(osv.query_url, json=query)).raise_for_status().json()
+        bad = await client.post(osv.query_url, json={"package": {"name": name}})
+    assert answer == ({"vulns": [JINJA2_FILENAME_BREAKOUT]} if affected else {})
+    assert (bad.status_code, bad.json()) == (400, {"code": 3, "message": "Invalid query."})
 
 
 async def test_the_locked_set_passes_and_every_pin_was_checked(osv: FakeOsv, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
-"""The OSV API (``POST /v1/query``, ``POST /v1/querybatch``, ``GET /v1/vulns/{id}``), as osv.dev answers it.
+"""The OSV API's ``POST /v1/query``, as osv.dev answers it.
 
-pip-audit 2.10's OSV service sends one ``POST /v1/query`` per dependency and reads full OSV records back
-(``{"vulns": [...]}``, or ``{}`` when a version has none). The fake holds advisories in the OSV schema and
-matches versions the way OSV does for the PyPI ecosystem: ``ECOSYSTEM`` range events and listed versions.
+pip-audit 2.10's OSV service sends one ``POST /v1/query`` per dependency (never ``/v1/querybatch``) and
+reads full OSV records back: ``{"vulns": [...]}``, or ``{}`` when a version has none. The fake holds
+advisories in the OSV schema and matches versions the way OSV does for the PyPI ecosystem: ``ECOSYSTEM``
+range events and listed versions. Anything else is answered 404 or 400 in OSV's error shape.
 """
 
 from __future__ import annotations
@@ -90,37 +91,16 @@ class FakeOsv:
             for body in (r.json() for r in self.server.arrivals if r.path == "/v1/query")
         }
 
-    def _matches(self, query: Any) -> list[dict[str, Any]] | Reply:
-        try:
-            package = query["package"]
-            if package["ecosystem"] != "PyPI":
-                return []
-            name, version = _normalized(package["name"]), Version(query["version"])
-        except (KeyError, TypeError, InvalidVersion):
-            return _error(400, 3, "Invalid query.")
-        return [record for record in self.advisories if _affects(record, name, version)]
-
     async def handle(self, request: Request) -> Reply:
-        if request.method == "GET" and request.path.startswith("/v1/vulns/"):
-            wanted = request.path.removeprefix("/v1/vulns/")
-            found = [record for record in self.advisories if record["id"] == wanted]
-            return Reply(200, found[0]) if found else _error(404, 5, "Bug not found.")
-        if request.method != "POST" or request.path not in ("/v1/query", "/v1/querybatch"):
+        if request.method != "POST" or request.path != "/v1/query":
             return _error(404, 5, "Not Found")
         try:
-            body = request.json()
-        except ValueError:
-            return _error(400, 3, "Invalid JSON payload.")
-        if request.path == "/v1/query":
-            matches = self._matches(body)
-            if isinstance(matches, Reply):
-                return matches
-            return Reply(200, {"vulns": matches} if matches else {})
-        results: list[dict[str, Any]] = []
-        for query in body.get("queries", []) if isinstance(body, dict) else []:
-            matches = self._matches(query)
-            if isinstance(matches, Reply):
-                return matches
-            # querybatch answers ids and modified times only; clients fetch records from /v1/vulns/{id}
-            results.append({"vulns": [{"id": r["id"], "modified": r["modified"]} for r in matches]} if matches else {})
-        return Reply(200, {"results": results})
+            query = request.json()
+            package = query["package"]
+            name, version = _normalized(package["name"]), Version(query["version"])
+        except (ValueError, KeyError, TypeError, InvalidVersion):
+            return _error(400, 3, "Invalid query.")
+        if package.get("ecosystem") != "PyPI":
+            return Reply(200, {})
+        matches = [record for record in self.advisories if _affects(record, name, version)]
+        return Reply(200, {"vulns": matches} if matches else {})
