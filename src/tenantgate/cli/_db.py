@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from tenantgate.cli._citus import citus_plan_command
 from tenantgate.cli._common import load_settings, out
 from tenantgate.config import Settings
 from tenantgate.errors import InvalidInput
@@ -62,3 +63,6 @@ def db_url(
     if role not in ("owner", "app", "admin", "superuser"):
         raise InvalidInput("--role is one of owner, app, admin, superuser.")
     out.print(Installation.open(load_settings(), migrate_schema=False).url(role), soft_wrap=True)
+
+
+db_app.command("citus-plan")(citus_plan_command)

@@ -537,12 +537,13 @@ console_sessions = sa.Table(
     metadata,
     sa.Column("tenant_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("token_hash", BYTEA, nullable=False, unique=True),
+    sa.Column("token_hash", BYTEA, nullable=False),
     sa.Column("principal_id", UUID(as_uuid=True), nullable=False),
     sa.Column("created_at", _ts, nullable=False),
     sa.Column("last_seen_at", _ts, nullable=False),
     sa.Column("expires_at", _ts, nullable=False),
     sa.Column("revoked_at", _ts),
+    sa.UniqueConstraint("tenant_id", "token_hash"),  # per tenant since 0018 (the Citus shape)
 )
 
 console_platform_sessions = sa.Table(
