@@ -4,8 +4,8 @@
 every answer was the one it had to be; every audited request (accepted or refused) has its event,
 under its own tenant, in the trail; every tenant's hash chain verifies; every directive is final
 and its effect happened exactly once at the fake provider; every accepted webhook delivery is one
-processed signal, its replays none; no answer to a tenant held another tenant's marker or id; no
-tenant's rows, in any tenant-owned table, hold another tenant's marker or id.
+processed signal, its replays none; no answer to a tenant held another tenant's marker or ids; no
+tenant's rows, in any tenant-owned table, hold another tenant's marker or ids.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ async def _signals(world: World, traffic: Traffic) -> Check:
 
 def _responses(traffic: Traffic) -> Check:
     return Check(
-        "no answer to a tenant held another tenant's marker or id",
+        "no answer to a tenant held another tenant's marker or ids",
         not traffic.leaks,
         f"{len(traffic.sent)} answers searched, {len(traffic.leaks)} leaks"
         + (f" ({traffic.leaks[:2]})" if traffic.leaks else ""),
@@ -177,7 +177,7 @@ async def _rows(world: World) -> Check:
         scanned = 0
         for tenant in world.tenants:
             others = [o for o in world.tenants if o.id != tenant.id]
-            pattern = "|".join(f"{o.marker}|{o.id}" for o in others)
+            pattern = "|".join(trace for o in others for trace in o.traces)
             for table in tables:
                 row = (
                     await conn.execute(
@@ -192,7 +192,7 @@ async def _rows(world: World) -> Check:
                 if row[1]:
                     leaks.append(f"{table}: {row[1]} rows of {tenant.marker}")
     return Check(
-        "no tenant's rows hold another tenant's marker or id",
+        "no tenant's rows hold another tenant's marker or ids",
         not leaks and scanned > 0,
         f"{scanned} rows in {len(tables)} tenant-owned tables searched, {len(leaks)} leaks"
         + (f" ({leaks[:3]})" if leaks else ""),

@@ -46,6 +46,8 @@ WEIGHTS: dict[str, int] = {
     "agent turn": 12,
 }
 
+REQUESTS = {op: 3 if op.startswith("confirm") else 1 for op in WEIGHTS}  # HTTP requests each operation makes
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -53,7 +55,7 @@ class Shape:
 
     duration_s: float
     max_requests: int
-    concurrency: int = 2  # tasks per tenant, each with its own agent session
+    concurrency: int = 2  # tasks per tenant, each with its own agent session (load_world's ``sessions``)
     seed: int = 11
 
 
@@ -142,13 +144,16 @@ class Mix:
         names, weights = list(WEIGHTS), list(WEIGHTS.values())
         while time.monotonic() < self._deadline and self._requests < self.shape.max_requests:
             op = rng.choices(names, weights)[0]
+            if self._requests + REQUESTS[op] > self.shape.max_requests:
+                continue  # not enough left for this one: a shorter one may still fit
+            self._requests += REQUESTS[op]  # reserved before the first await: the bound holds across tasks
             started = time.perf_counter()
             try:
                 statuses = await self._ops[op](tenant, slot)
                 sample = Sample(op, time.perf_counter() - started, True, statuses)
             except _Unexpected as exc:
                 sample = Sample(op, time.perf_counter() - started, False, (), str(exc)[:600])
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, KeyError, ValueError) as exc:  # no answer, or one without the expected shape
                 sample = Sample(op, time.perf_counter() - started, False, (), f"{type(exc).__name__}: {exc}"[:300])
             self.traffic.samples.append(sample)
 
@@ -157,7 +162,6 @@ class Mix:
     async def _send(
         self, tenant: LoadTenant, path: str, body: Any = None, *, audited: bool = True, **options: Any
     ) -> httpx.Response:
-        self._requests += 1
         request_id = f"load-{uuid.uuid4().hex}"
         headers = {**tenant.headers(), "X-Request-ID": request_id, **options.pop("headers", {})}
         response = await self._http.post(f"{next(self._bases)}{path}", json=body, headers=headers, **options)
@@ -167,7 +171,7 @@ class Mix:
 
     def _look_for_leaks(self, tenant: LoadTenant, path: str, text: str) -> None:
         for other in self.world.tenants:
-            if other.id != tenant.id and (other.marker in text or str(other.id) in text):
+            if other.id != tenant.id and any(trace in text for trace in other.traces):
                 self.traffic.leaks.append(f"{tenant.marker} saw {other.marker}'s data from {path}")
 
     @staticmethod

@@ -27,7 +27,7 @@ class LoadResult:
 
 async def run_load(installed: Installed, root: Path, shape: Shape, *, tenants: int) -> LoadResult:
     """``tenants`` tenants driven with ``shape`` against 2 API servers and 2 workers under ``root``."""
-    async with load_world(installed, root, tenants=tenants) as world:
+    async with load_world(installed, root, tenants=tenants, sessions=shape.concurrency) as world:
         traffic = await Mix(world, shape).run()
         settled = await settle(world)
         return LoadResult(traffic, await check(world, traffic), settled)

@@ -5,10 +5,10 @@ OpenAI-compatible model (Chat Completions wire format, answers built with `tests
 ``apis`` API servers and ``workers`` workers (`tests.cluster`, entry `tests.cluster_node` so their
 egress door reaches exactly those two fakes) on one database and one Redis. Each tenant gets an
 owner key, a policy (echo allowed, charges behind a human confirmation), a Standard Webhooks
-endpoint and a few agent sessions, all through the HTTP API but the tenant itself.
+endpoint and its agent sessions, all through the HTTP API but the tenant itself.
 
-Every text a tenant sends carries its ``marker``: finding one tenant's marker or id in another
-tenant's answers or rows is a leak (`tests.load_checks`).
+Every text a tenant sends carries its ``marker``: finding one tenant's marker or ids (its own, its
+endpoint's, its sessions') in another tenant's answers or rows is a leak (`tests.load_checks`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ POLICY: dict[str, Any] = {
     ],
     "ai": {"vendors": ["openai"]},  # the platform's planner (the fake model) may see this tenant's data
 }
-SESSIONS_PER_TENANT = 4
 
 
 @dataclass(frozen=True)
@@ -76,6 +75,11 @@ class LoadTenant:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key}"}
+
+    @property
+    def traces(self) -> tuple[str, ...]:
+        """What only this tenant's data may contain: its marker, its id, its endpoint's and sessions' ids."""
+        return (self.marker, str(self.id), str(self.endpoint_id), *(str(s) for s in self.sessions))
 
 
 @dataclass
@@ -144,7 +148,7 @@ def cluster_config(settings: Settings, redis_url: str, ports: list[int], llm_por
     )
 
 
-async def new_tenant(services: Services, http: httpx.AsyncClient, index: int) -> LoadTenant:
+async def new_tenant(services: Services, http: httpx.AsyncClient, index: int, sessions: int) -> LoadTenant:
     """A tenant with limits lifted (the run measures work, not refusals), its owner key, policy, endpoint, sessions."""
     marker = f"mk{index}x{secrets.token_hex(5)}"
     tenant = await services.tenants.create(f"load-{marker}")
@@ -159,19 +163,22 @@ async def new_tenant(services: Services, http: httpx.AsyncClient, index: int) ->
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     endpoint = await http.post("/v1/webhook-endpoints", json={"provider": "standard", "secret": secret}, headers=auth)
     endpoint.raise_for_status()
-    sessions = []
-    for n in range(SESSIONS_PER_TENANT):
+    made = []
+    for n in range(sessions):
         created = await http.post("/v1/sessions", json={"title": f"{marker} session {n}"}, headers=auth)
         created.raise_for_status()
-        sessions.append(uuid.UUID(created.json()["id"]))
-    return LoadTenant(tenant.id, marker, key, uuid.UUID(endpoint.json()["endpoint_id"]), secret, tuple(sessions))
+        made.append(uuid.UUID(created.json()["id"]))
+    return LoadTenant(tenant.id, marker, key, uuid.UUID(endpoint.json()["endpoint_id"]), secret, tuple(made))
 
 
 @contextlib.asynccontextmanager
 async def load_world(
-    installed: Installed, root: Path, *, tenants: int, apis: int = 2, workers: int = 2
+    installed: Installed, root: Path, *, tenants: int, sessions: int = 2, apis: int = 2, workers: int = 2
 ) -> AsyncIterator[World]:
-    """Fakes, ``apis`` API servers and ``workers`` workers, and ``tenants`` tenants; all stopped on exit."""
+    """Fakes, ``apis`` API servers, ``workers`` workers, ``tenants`` tenants of ``sessions`` sessions; stopped at exit.
+
+    One session per task of the mix (`tests.load_mix.Shape.concurrency`): a session's turns come one at a time.
+    """
     payments = FakePayments()
     async with FakeServer(payments) as pay_server, FakeServer(model) as llm:
         settings = harness_settings(installed, root / "tenant-keys")
@@ -183,7 +190,7 @@ async def load_world(
             for node in await asyncio.to_thread(cluster.start_workers, workers):
                 await asyncio.to_thread(cluster.wait_for_log, node, "serving the directive queue")
             async with httpx.AsyncClient(base_url=cluster.apis[0].url, timeout=30) as http:
-                made = [await new_tenant(services, http, i) for i in range(tenants)]
+                made = [await new_tenant(services, http, i, sessions) for i in range(tenants)]
             url = f"http://127.0.0.1:{pay_server.port}/v1/charges"
             yield World(payments, url, llm, cluster, services, made)
         finally:

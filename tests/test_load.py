@@ -63,7 +63,7 @@ async def test_mixed_load_on_two_servers_and_two_workers_loses_nothing_and_leaks
                 replace(traffic, directives={**traffic.directives, uuid.uuid4(): first.id})
             ],
             "every accepted delivery is one processed signal, replays none": [replace(traffic, deliveries=lost)],
-            "no answer to a tenant held another tenant's marker or id": [
+            "no answer to a tenant held another tenant's marker or ids": [
                 replace(traffic, leaks=[f"{first.marker} saw {second.marker}"])
             ],
         }
@@ -85,4 +85,4 @@ async def test_mixed_load_on_two_servers_and_two_workers_loses_nothing_and_leaks
             delivered = await http.post(f"/v1/webhooks/standard/{first.endpoint_id}", content=body, headers=headers)
         assert delivered.json() == {"received": 1, "duplicates": 0}
         verdicts = {c.name: c.ok for c in await check(world, traffic)}
-        assert verdicts["no tenant's rows hold another tenant's marker or id"] is False
+        assert verdicts["no tenant's rows hold another tenant's marker or ids"] is False
