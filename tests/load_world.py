@@ -20,7 +20,7 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,8 @@ class Installed:
     urls: DatabaseUrls
     db_role_prefix: str
     redis_url: str
-    pepper: str = "load-pepper-" + "p" * 40
-    master_key: str = "bG9hZC1oYXJuZXNzLW1hc3Rlci1rZXktMzItYnl0ZSE="
+    pepper: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    master_key: str = field(default_factory=lambda: base64.b64encode(secrets.token_bytes(32)).decode())
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,13 @@ POLICY: dict[str, Any] = {"packages": [{"package": "plugin-basics"}], "grants": 
 def servers(installation: Installation, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Two ``tenantgate serve`` processes on the suite's database, sharing ``TENANTGATE_TEST_REDIS_URL``."""
     config = ClusterConfig.of(
-        installation.settings, redis_url=REDIS_URL, plugins=("tests.fixture_tools:PLUGIN",), directives="inline"
+        installation.settings,
+        redis_url=REDIS_URL,
+        plugins=("tests.fixture_tools:PLUGIN",),
+        directives="inline",
+        # This test is about exact counting, not about a slow Redis: on a busy machine the default
+        # 0.5 s would turn some calls into (fail-closed) 503s.
+        env={"TENANTGATE_QUOTA_BACKEND_TIMEOUT_S": "5"},
     )
     with Cluster(config, tmp_path_factory.mktemp("servers")) as cluster:
         yield [node.url for node in cluster.start_apis(2)]  # ClusterError, with the log, if one does not come up
