@@ -142,6 +142,9 @@ def cluster_config(settings: Settings, redis_url: str, ports: list[int], llm_por
             "TENANTGATE_OPENAI_API_KEY": LLM_KEY,
             "TENANTGATE_WORKER_HEARTBEAT_S": "1",
             "TENANTGATE_WORKER_STALLED_AFTER_S": "5",
+            # The run is about losing and leaking nothing, not about a slow Redis: on a busy machine the
+            # default 0.5 s would turn some calls into (fail-closed, correct, but unexpected here) 503s.
+            "TENANTGATE_QUOTA_BACKEND_TIMEOUT_S": "5",
         },
         serve_command=("-m", "tests.cluster_node", "serve"),
         worker_command=("-m", "tests.cluster_node", "worker"),
