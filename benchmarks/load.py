@@ -54,15 +54,22 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, help="HTTP requests at most (default 50000; quick 600)")
     parser.add_argument("--tenants", type=int, help="tenants driven at once (default 4; quick 3)")
     parser.add_argument("--concurrency", type=int, default=2, help="tasks per tenant (default 2)")
-    parser.add_argument("--redis-url", default=os.environ.get("TENANTGATE_BENCH_REDIS_URL"))
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("TENANTGATE_BENCH_REDIS_URL"),
+        help="required (or TENANTGATE_BENCH_REDIS_URL)",
+    )
     args = parser.parse_args()
     if not args.redis_url:
         parser.error("Redis is required: --redis-url or TENANTGATE_BENCH_REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
     args.duration = args.duration or (20.0 if args.quick else 120.0)
     args.max_requests = args.max_requests or (600 if args.quick else 50_000)
     args.tenants = args.tenants or (3 if args.quick else 4)
-    if not (0 < args.duration <= 3600 and 0 < args.max_requests <= 1_000_000 and 2 <= args.tenants <= 50):
-        parser.error("--duration 1..3600, --max-requests 1..1000000, --tenants 2..50 (isolation needs two)")
+    bounded = 0 < args.duration <= 3600 and 0 < args.max_requests <= 1_000_000 and 1 <= args.concurrency <= 16
+    if not bounded or not 2 <= args.tenants <= 50:
+        parser.error(
+            "--duration 1..3600, --max-requests 1..1000000, --tenants 2..50 (isolation needs two), --concurrency 1..16"
+        )
     return args
 
 
