@@ -4,8 +4,9 @@
 every answer was the one it had to be; every audited request (accepted or refused) has its event,
 under its own tenant, in the trail; every tenant's hash chain verifies; every directive is final
 and its effect happened exactly once at the fake provider; every accepted webhook delivery is one
-processed signal, its replays none; no answer to a tenant held another tenant's marker or ids; no
-tenant's rows, in any tenant-owned table, hold another tenant's marker or ids.
+processed signal, its replays none; the queue held one job per directive and per signal, each
+succeeded; no answer to a tenant held another tenant's marker or ids; no tenant's rows, in any
+tenant-owned table, hold another tenant's marker or ids.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ async def _rows_of(world: World, query: str, **params: object) -> list[tuple[Any
 
 
 async def settle(world: World, timeout_s: float = SETTLE_TIMEOUT_S) -> float:
-    """Wait until no directive is unfinished and no signal unprocessed; the seconds it took."""
+    """Wait until no directive is unfinished, no signal unprocessed, no queue job waiting; the seconds it took."""
     started = time.monotonic()
     tenants = [t.id for t in world.tenants]
     while time.monotonic() - started < timeout_s:
@@ -59,7 +60,13 @@ async def settle(world: World, timeout_s: float = SETTLE_TIMEOUT_S) -> float:
             "SELECT count(*) FROM tenantgate.signals WHERE tenant_id = ANY(:t) AND processed_at IS NULL",
             t=tenants,
         )
-        if open_directives == 0 and open_signals == 0:
+        open_jobs = await _scalar(
+            world,
+            "SELECT count(*) FROM procrastinate.procrastinate_jobs"
+            " WHERE args->>'tenant_id' = ANY(:t) AND status IN ('todo', 'doing')",
+            t=[str(t) for t in tenants],
+        )
+        if open_directives == 0 and open_signals == 0 and open_jobs == 0:
             break
         await asyncio.sleep(0.5)
     return time.monotonic() - started
@@ -73,6 +80,7 @@ async def check(world: World, traffic: Traffic) -> list[Check]:
         await _chains(world),
         await _directives(world, traffic),
         await _signals(world, traffic),
+        await _jobs(world, traffic),
         _responses(traffic),
         await _rows(world),
     ]
@@ -150,6 +158,27 @@ async def _signals(world: World, traffic: Traffic) -> Check:
         "every accepted delivery is one processed signal, replays none",
         not wrong and not unprocessed and delivered > 0,
         f"{delivered} deliveries, {len(rows)} signals, {unprocessed} unprocessed, {len(wrong)} tenants differ",
+    )
+
+
+async def _jobs(world: World, traffic: Traffic) -> Check:
+    query = (
+        "SELECT task_name, status, args->>'directive_id', args->>'signal_id', worker_id"
+        " FROM procrastinate.procrastinate_jobs WHERE args->>'tenant_id' = ANY(:t)"
+    )
+    rows = await _rows_of(world, query, t=[str(t.id) for t in world.tenants])
+    statuses = Counter(status for _, status, *_ in rows)
+    ran = Counter(directive for task, _, directive, _, _ in rows if task == "tenantgate.run_directive")
+    processed = Counter(signal for task, _, _, signal, _ in rows if task == "tenantgate.process_signal")
+    workers = {worker for *_, worker in rows if worker is not None}
+    twice = [k for k, n in (ran + processed).items() if n != 1]
+    expected_signals = sum(len(ids) for ids in traffic.deliveries.values())
+    ok = set(statuses) == {"succeeded"} and not twice and set(ran) == {str(d) for d in traffic.directives}
+    return Check(
+        "the queue ran one job per directive and per signal, each to success",
+        ok and len(processed) == expected_signals,
+        f"{len(ran)} directive jobs, {len(processed)} signal jobs ({dict(statuses)}),"
+        f" {len(twice)} queued more than once, {len(workers)} distinct worker ids recorded",
     )
 
 

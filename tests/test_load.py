@@ -3,7 +3,7 @@
 The long run is ``benchmarks/load.py`` (see benchmarks/README.md); this runs the same code with
 small numbers: about 20 seconds of traffic, at most 600 requests. Then the checks are shown to
 fail when what they guard is broken: a request with no audit event, a directive answered but
-never stored, an effect made twice, a delivery lost, a marker in the wrong tenant's answer.
+never stored (nor queued), an effect made twice, a delivery lost, a marker in the wrong tenant's answer.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ async def test_mixed_load_on_two_servers_and_two_workers_loses_nothing_and_leaks
         checks = await check(world, traffic)
         failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
         assert not failed, "\n".join(failed)
-        assert len(checks) == 7
+        assert len(checks) == 8
         assert {s.op for s in traffic.samples} == set(WEIGHTS)  # every kind of operation ran
         assert traffic.directives  # charges were approved and run
 
@@ -53,15 +53,15 @@ async def test_mixed_load_on_two_servers_and_two_workers_loses_nothing_and_leaks
         first, second = world.tenants[0], world.tenants[1]
         unheard = Sent(first.id, f"load-{uuid.uuid4().hex}", 200, audited=True)
         elsewhere = next(s for s in traffic.sent if s.audited and s.tenant_id == second.id)
+        stray = replace(traffic, directives={**traffic.directives, uuid.uuid4(): first.id})
         lost = {**traffic.deliveries, first.id: {*traffic.deliveries[first.id], "msg_never_stored"}}
         broken = {
             "every audited request has its event in its own tenant's trail": [
                 replace(traffic, sent=[*traffic.sent, unheard]),
                 replace(traffic, sent=[*traffic.sent, replace(elsewhere, tenant_id=first.id)]),
             ],
-            "every directive is final and its effect happened exactly once": [
-                replace(traffic, directives={**traffic.directives, uuid.uuid4(): first.id})
-            ],
+            "every directive is final and its effect happened exactly once": [stray],
+            "the queue ran one job per directive and per signal, each to success": [stray],
             "every accepted delivery is one processed signal, replays none": [replace(traffic, deliveries=lost)],
             "no answer to a tenant held another tenant's marker or ids": [
                 replace(traffic, leaks=[f"{first.marker} saw {second.marker}"])
