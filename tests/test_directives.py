@@ -1,19 +1,17 @@
 """Directives: effects recorded before they happen, and exactly once per idempotency key.
 
 The provider is a loopback fake that honours ``Idempotency-Key`` the way Stripe does (a
-replayed key returns the first response) and counts effects per key: the ground truth.
+replayed key returns the first response) and counts effects per key: the ground truth
+(``tests.fakes.payments``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from ipaddress import ip_network
 from pathlib import Path
@@ -31,31 +29,10 @@ from tenantgate.installation import Installation, Outside, Services
 from tenantgate.redact import SecretRejected
 from tenantgate.tools import Outcome, ToolRegistry
 from tests import directive_tools, fixture_tools
+from tests.cluster import Cluster, ClusterConfig
 from tests.conftest import TenantFixture, new_tenant
-from tests.fakes.server import FakeServer, Reply, Request
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-class FakePayments:
-    """``POST /v1/charges``: one charge per Idempotency-Key; a replay returns the first charge."""
-
-    def __init__(self, on_effect: Callable[[], None] | None = None) -> None:
-        self.charges: dict[str, dict[str, Any]] = {}
-        self.effects: dict[str, int] = {}
-        self.on_effect = on_effect
-
-    async def __call__(self, request: Request) -> Reply:
-        key = request.headers.get("idempotency-key")
-        if key is None:
-            return Reply(400, {"error": {"type": "invalid_request_error", "message": "Idempotency-Key required"}})
-        if key in self.charges:
-            return Reply(200, self.charges[key], {"Idempotent-Replayed": "true"})
-        self.effects[key] = self.effects.get(key, 0) + 1
-        self.charges[key] = {"id": "ch_" + uuid.uuid4().hex[:24], "object": "charge", **request.json()}
-        if self.on_effect is not None:
-            self.on_effect()  # the effect happened; whoever asked may never hear about it
-        return Reply(200, self.charges[key])
+from tests.fakes.payments import FakePayments
+from tests.fakes.server import FakeServer
 
 
 def _registry(services: Services) -> ToolRegistry:
@@ -172,30 +149,6 @@ async def test_directives_are_invisible_across_tenants(
     assert tenants == [b.id]
 
 
-def _worker_logs(directory: Path) -> str:
-    return "".join(p.read_text(errors="replace") for p in sorted(directory.glob("worker*.log")))
-
-
-def _worker_env(installation: Installation, data_dir: Path) -> dict[str, str]:
-    settings = installation.settings
-    assert settings.pepper is not None
-    assert settings.master_key is not None
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")},
-        "PYTHONPATH": str(ROOT),
-        "TENANTGATE_DATA_DIR": str(data_dir),
-        "TENANTGATE_DATABASE_URL": installation.app_url,
-        "TENANTGATE_ADMIN_DATABASE_URL": installation.admin_url,
-        "TENANTGATE_DB_ROLE_PREFIX": settings.db_role_prefix,
-        "TENANTGATE_PEPPER": settings.pepper.get_secret_value(),
-        "TENANTGATE_MASTER_KEY": settings.master_key.get_secret_value(),
-        "TENANTGATE_DIRECTIVES": "queue",
-        "TENANTGATE_WORKER_HEARTBEAT_S": "0.5",
-        "TENANTGATE_WORKER_STALLED_AFTER_S": "2",
-        "TENANTGATE_LOG_LEVEL": "warning",
-    }
-
-
 async def test_a_worker_killed_after_the_provider_call_completes_exactly_once(
     installation: Installation, services: Services, provider: tuple[FakePayments, FakeServer], tmp_path: Path
 ) -> None:
@@ -206,53 +159,50 @@ async def test_a_worker_killed_after_the_provider_call_completes_exactly_once(
     queued = _build(queued_installation, services, server.port)
     await queued.start()
     tenant = await _tenant(queued, services)
-    env = _worker_env(installation, tmp_path)
-    workers: list[subprocess.Popen[bytes]] = []
-
-    def start_worker() -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "tests.directive_worker", str(server.port)]
-        with (tmp_path / f"worker{len(workers)}.log").open("wb") as log:  # the child keeps its own descriptor
-            workers.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log))
-        return workers[-1]
+    # The real worker loop with the test tools and an egress door open to the fake provider's port.
+    config = ClusterConfig.of(
+        installation.settings,
+        worker_command=("-m", "tests.directive_worker", str(server.port)),
+        env={"TENANTGATE_WORKER_HEARTBEAT_S": "0.5", "TENANTGATE_WORKER_STALLED_AFTER_S": "2"},
+    )
+    cluster = Cluster(config, tmp_path)
 
     def kill_the_first_worker() -> None:
         # The provider has made the charge; the worker dies before it hears back, so it never
         # records the outcome: the worst moment for a crash.
-        if len(workers) == 1:
-            os.kill(workers[0].pid, signal.SIGKILL)
+        if len(cluster.nodes) == 1:
+            cluster.kill(first)
 
     payments.on_effect = kill_the_first_worker
-    try:
-        first = start_worker()
-        outcome = await queued.boundary.call(tenant.system, _charge(server, 700), idempotency_key="invoice-7")
-        assert outcome.result is not None
-        directive_id = outcome.result.directive_id
-        assert directive_id is not None
-        assert await asyncio.to_thread(first.wait, 30) == -signal.SIGKILL
-        stuck = await queued.directives.store.get(tenant.system, directive_id)
-        assert stuck.status is DirectiveStatus.RUNNING  # the outcome was never recorded
-        assert list(payments.effects.values()) == [1]
+    with cluster:
+        first = cluster.start_worker()
+        try:
+            outcome = await queued.boundary.call(tenant.system, _charge(server, 700), idempotency_key="invoice-7")
+            assert outcome.result is not None
+            directive_id = outcome.result.directive_id
+            assert directive_id is not None
+            assert await asyncio.to_thread(first.process.wait, 30) == -signal.SIGKILL
+            stuck = await queued.directives.store.get(tenant.system, directive_id)
+            assert stuck.status is DirectiveStatus.RUNNING  # the outcome was never recorded
+            assert list(payments.effects.values()) == [1]
 
-        start_worker()
-        for _ in range(400):
-            directive = await queued.directives.store.get(tenant.system, directive_id)
-            if directive.status.final:
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.terminate()
-                await asyncio.to_thread(proc.wait, 15)
-        await queued.stop()
-    logs = _worker_logs(tmp_path)
+            second = cluster.replace(first)
+            for _ in range(400):
+                directive = await queued.directives.store.get(tenant.system, directive_id)
+                if directive.status.final:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await asyncio.to_thread(cluster.stop)
+            await queued.stop()
+    logs = cluster.logs()
     assert directive.status is DirectiveStatus.SUCCEEDED, logs[-3000:]
     assert directive.attempts == 2
     assert list(payments.effects.values()) == [1]  # the provider saw one effect for the key
     assert len(server.arrivals) == 2  # the second attempt re-sent the same key and got the first charge
     assert {r.headers["idempotency-key"] for r in server.arrivals} == {str(directive_id)}
     assert directive.result == {"charge_id": payments.charges[str(directive_id)]["id"], "amount": 700}
-    assert workers[1].returncode == 0  # stopped cleanly by SIGTERM
+    assert second.process.returncode == 0  # stopped cleanly by SIGTERM
 
 
 async def test_a_directive_row_never_holds_a_secret(

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,11 +17,12 @@ import httpx
 import pytest
 
 from tenantgate.gate import PolicyStore
-from tenantgate.installation import Services
+from tenantgate.installation import Installation, Services
 from tenantgate.quotas import Budget
 from tenantgate.tools import ToolRegistry
 from tests import fixture_tools
-from tests.conftest import MASTER_KEY, PEPPER, DatabaseFixture, new_tenant
+from tests.cluster import Cluster, ClusterConfig
+from tests.conftest import new_tenant
 
 REDIS_URL = os.environ.get("TENANTGATE_TEST_REDIS_URL")
 pytestmark = [
@@ -37,71 +33,22 @@ pytestmark = [
 ]
 
 POLICY: dict[str, Any] = {"packages": [{"package": "plugin-basics"}], "grants": [{"id": "b", "tools": ["echo@v1"]}]}
-START_TIMEOUT_S = 90
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
-def servers(test_db: DatabaseFixture, services: Services) -> Iterator[list[str]]:
+def servers(installation: Installation, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Two ``tenantgate serve`` processes on the suite's database, sharing ``TENANTGATE_TEST_REDIS_URL``."""
-    assert REDIS_URL is not None
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("TENANTGATE_")}
-    env = {
-        **clean,
-        "TENANTGATE_MODE": "saas",
-        "TENANTGATE_DATABASE_URL": test_db.urls.app,
-        "TENANTGATE_ADMIN_DATABASE_URL": test_db.urls.admin,
-        "TENANTGATE_OWNER_DATABASE_URL": test_db.urls.owner,
-        "TENANTGATE_DB_ROLE_PREFIX": test_db.roles.owner.removesuffix("_owner"),
-        "TENANTGATE_PEPPER": PEPPER,
-        "TENANTGATE_MASTER_KEY": MASTER_KEY,
-        "TENANTGATE_PLUGINS": "tests.fixture_tools:PLUGIN",
-        "TENANTGATE_REDIS_URL": REDIS_URL,
-        "TENANTGATE_LOG_LEVEL": "warning",
-    }
-    ports = [_free_port(), _free_port()]
-    # Their output goes to files, not pipes nobody reads while they serve (a full pipe would stall them).
-    logs = [tempfile.TemporaryFile(mode="w+") for _ in ports]  # noqa: SIM115 - closed in finally
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tenantgate", "serve", "--port", str(port)], env=env, stdout=log, stderr=log
-        )
-        for port, log in zip(ports, logs, strict=True)
-    ]
-    bases = [f"http://127.0.0.1:{port}" for port in ports]
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        for proc, base, log in zip(procs, bases, logs, strict=True):
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    proc.wait()
-                    log.seek(0)
-                    pytest.fail(f"tenantgate serve did not come up:\n{log.read()}")
-                time.sleep(0.2)
-        yield bases
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for log in logs:
-            log.close()
+    config = ClusterConfig.of(
+        installation.settings,
+        redis_url=REDIS_URL,
+        plugins=("tests.fixture_tools:PLUGIN",),
+        directives="inline",
+        # This test is about exact counting, not about a slow Redis: on a busy machine the default
+        # 0.5 s would turn some calls into (fail-closed) 503s.
+        env={"TENANTGATE_QUOTA_BACKEND_TIMEOUT_S": "5"},
+    )
+    with Cluster(config, tmp_path_factory.mktemp("servers")) as cluster:
+        yield [node.url for node in cluster.start_apis(2)]  # ClusterError, with the log, if one does not come up
 
 
 async def test_two_servers_sharing_redis_admit_exactly_the_tenants_limit(
