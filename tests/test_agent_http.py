@@ -83,7 +83,7 @@ async def rig(installation: Installation) -> AsyncIterator[Rig]:
         allowed_private=frozenset({ip_network("127.0.0.1/32")}),
         timeout_s=10,
     )
-    planner_http = PlannerHttp(policy=policy, resolver=resolver, dialer=dialer)
+    planner_http = PlannerHttp(policy=policy, resolver=resolver, dialer=lambda: LoopbackOnly(dialer.dialled))
     services = _services(installation, planner_http, RUN_TIME_LIMIT_S)
     await services.start()
     app = create_app(services, dispose_on_shutdown=False)
@@ -499,6 +499,23 @@ async def test_the_wall_clock_limit_fails_a_slow_run(rig: Rig, installation: Ins
             assert (await run_of(http, tenant, turn["run_id"]))["status"] == "failed"
     finally:
         await services.stop()
+
+
+async def test_a_run_finishing_does_not_cut_another_runs_provider_connection(rig: Rig, http: httpx.AsyncClient) -> None:
+    held = asyncio.Event()
+    rig.openai.reply(openai_text("first, after the second"), gate=held)
+    rig.openai.reply(openai_text("second"))
+    planner = Wire("openai", rig).planner([])
+    first, second = await tenant_with(rig, planner), await tenant_with(rig, planner)
+    waiting = asyncio.create_task(say(http, first, await session(http, first), "Hello?"))
+    # The first run's request is at the provider, its answer held back (the fake records requests in a list).
+    while not rig.openai.received:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    done = await say(http, second, await session(http, second), "Hello?")
+    held.set()  # only now, after the second run has finished and closed its provider client
+    assert (done["status"], done["reply"]) == ("completed", "second")
+    turn = await waiting
+    assert (turn["status"], turn.get("reply")) == ("completed", "first, after the second"), turn
 
 
 async def test_a_running_run_can_be_cancelled(rig: Rig, http: httpx.AsyncClient) -> None:

@@ -44,15 +44,16 @@ async def rig(installation: Installation) -> AsyncIterator[Rig]:
         allowed_private=frozenset({ip_network("127.0.0.1/32")}),
         timeout_s=10,
     )
+    planner_http = PlannerHttp(policy=policy, resolver=resolver, dialer=lambda: LoopbackOnly(dialer.dialled))
     services = Services.build(
         dataclasses.replace(installation),
         registry=fixture_tools.registry(installation.settings.mode),
-        planner_http=PlannerHttp(policy=policy, resolver=resolver, dialer=dialer),
+        planner_http=planner_http,
     )
     app = create_app(services, dispose_on_shutdown=False)
     try:
         async with app.router.lifespan_context(app):
-            yield Rig(services, app, openai, anthropic, resolver, dialer)
+            yield Rig(services, app, openai, anthropic, resolver, dialer, planner_http)
     finally:
         await services.stop()
         await openai.stop()

@@ -426,8 +426,7 @@ class Services:
             dialer=outside.dialer,
         )
         if planner_http is None and (outside.resolver or outside.dialer):
-            dialer = outside.dialer() if outside.dialer is not None else None
-            planner_http = PlannerHttp(policy=outside.policy, resolver=outside.resolver, dialer=dialer)
+            planner_http = PlannerHttp(policy=outside.policy, resolver=outside.resolver, dialer=outside.dialer)
         vault = Vault(db=db, provider=key_provider or key_provider_from_settings(settings), audit=audit)
         # Every secret the vault opens is redacted wherever it shows up again in this process.
         credentials = CredentialStore(db=db, vault=vault, audit=audit, known=redactor.known)

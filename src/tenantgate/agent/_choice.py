@@ -10,6 +10,7 @@ of one of its credentials.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -60,11 +61,15 @@ class ProviderDefaults:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlannerHttp:
-    """How provider clients reach out: the egress policy, and (for tests) the resolver and dialer."""
+    """How provider clients reach out: the egress policy, and (for tests) the resolver and a dialer factory.
+
+    Each provider client gets its own dialer from ``dialer()`` and closes it with itself, so one run's
+    closing never cuts another run's connection.
+    """
 
     policy: EgressPolicy | None = None
     resolver: Resolver | None = None
-    dialer: httpx.AsyncBaseTransport | None = None
+    dialer: Callable[[], httpx.AsyncBaseTransport] | None = None
 
 
 class PlannerFactory:
@@ -132,7 +137,8 @@ class PlannerFactory:
         key = await self._key(ctx, choice, base_url == platform_url, run_id)
         vendor = choice.vendor_name
         assert vendor is not None
-        client = safe_client(self._policy, self._http.resolver, dialer=self._http.dialer)
+        dialer = self._http.dialer() if self._http.dialer is not None else None
+        client = safe_client(self._policy, self._http.resolver, dialer=dialer)
         if openai:
             return OpenAIPlanner(client=client, base_url=base_url, model=model, api_key=key, vendor=vendor)
         return AnthropicPlanner(
