@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -31,9 +31,11 @@ _RETENTION = Annotated[str, Query(pattern="^(short|standard|long)$", description
 _KIND = Annotated[str, Query(pattern="^[a-z][a-z0-9_]{0,39}$", description="What the content is.")]
 
 
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
 # The content, always as a download; its Content-Type is the one sniffed at upload, so any type.
-_CONTENT = {200: {"content": {"*/*": _BINARY}, "description": "The artifact's bytes (Content-Disposition: attachment)"}}
+_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"*/*": _BINARY}, "description": "The artifact's bytes (Content-Disposition: attachment)"}
+}
 # The body is read as raw bytes (not parsed by FastAPI), so the document says so itself.
 _UPLOAD = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
 
