@@ -62,7 +62,7 @@ _STATUS = {
     "purge_not_due": 409,
     "purge_confirmation_required": 422,
 }
-_HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
 
 
 class ErrorBody(BaseModel):
@@ -143,8 +143,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:
+            # FastAPI's "error parsing the body" (bytes that are not UTF-8): invalid input like any other, so a 422
+            # of the one documented shape rather than a status no operation declares.
+            errors = [{"loc": ["body"], "msg": str(exc.detail), "type": "body_unreadable"}]
+            return _body("invalid_input", "The request body could not be read; nothing was changed.", 422,
+                         errors=errors)  # fmt: skip
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return _body(code, str(exc.detail), exc.status_code)
+        response = _body(code, str(exc.detail), exc.status_code)
+        if exc.headers:  # e.g. the Allow header of a 405
+            response.headers.update(exc.headers)
+        return response
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         _log.exception("request.unhandled", error_type=type(exc).__name__)

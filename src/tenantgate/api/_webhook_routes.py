@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -100,9 +100,9 @@ async def receive_webhook(provider: str, endpoint_id: str, request: Request, ser
 
 @router.get(
     "/webhooks/whatsapp/{endpoint_id}",
-    response_class=PlainTextResponse,
+    response_class=Response,  # no default media type: the echo is plain text, every refusal the same JSON 401
     response_model=None,
-    responses=_DELIVERY_ERRORS,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **_DELIVERY_ERRORS},
 )
 async def whatsapp_handshake(
     endpoint_id: str,
