@@ -78,3 +78,21 @@ async def test_the_whatsapp_handshake_refuses_with_the_documented_json(client: h
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/json"
     assert response.json()["code"] == "unauthenticated"
+
+
+async def test_numbers_beyond_the_columns_are_invalid_input(client: httpx.AsyncClient, tenant_a: TenantFixture) -> None:
+    # after_seq had no upper bound: 2**80 reached PostgreSQL as a bigint and came back a 500.
+    assert_invalid_input(await client.get("/v1/audit", params={"after_seq": 2**80}, headers=tenant_a.headers()))
+    assert (
+        await client.get("/v1/audit", params={"after_seq": 2**63 - 1}, headers=tenant_a.headers())
+    ).status_code == 200
+    created = await client.post("/v1/sessions", json={"title": "t"}, headers=tenant_a.headers())
+    missing = "00000000-0000-4000-8000-000000000000"
+    restore = await client.post(f"/v1/memory/{missing}/restore", json={"version": 2**40}, headers=tenant_a.headers())
+    assert_invalid_input(restore)
+    artifact = await client.post("/v1/artifacts", content=b"hello", headers=tenant_a.headers())
+    url = await client.post(
+        f"/v1/artifacts/{artifact.json()['id']}/url", json={"ttl_s": 2**70}, headers=tenant_a.headers()
+    )
+    assert created.status_code == 201
+    assert url.status_code == 422, url.text
