@@ -107,7 +107,9 @@ class AlertStore:
             try:
                 document = AlertSettings.model_validate(document)
             except ValidationError as exc:
-                errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)]
+                errors = [
+                    {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)
+                ]
                 raise InvalidInput("The alert settings are not valid.", errors=errors) from None
         stored = document.model_dump(mode="json", exclude_defaults=True)
         values = {"tenant_id": ctx.tenant_id, "settings": stored, "updated_at": sa.func.now(),

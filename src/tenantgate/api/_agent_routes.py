@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.agent import LiveRun, MessageInfo, RunEvent, RunInfo, SessionInfo
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 
 router = APIRouter(prefix="/v1", tags=["agent"], responses=ERROR_RESPONSES)
 
@@ -147,7 +147,7 @@ async def create_session(body: SessionCreate, ctx: Caller, services: ServicesDep
     return _session(await services.runtime.sessions.create(ctx, title=body.title))
 
 
-@router.get("/sessions/{session_id}/messages", response_model=MessageList)
+@router.get("/sessions/{session_id}/messages", response_model=MessageList, responses=error_responses(404))
 async def list_messages(session_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> MessageList:
     """The session's messages, oldest first: the user's, the replies, and what the message tool sent."""
     found = await services.runtime.sessions.messages(ctx, session_id)
@@ -157,7 +157,10 @@ async def list_messages(session_id: uuid.UUID, ctx: Caller, services: ServicesDe
 @router.post(
     "/sessions/{session_id}/messages",
     response_model=TurnOut,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "The reply, or the run's events (SSE)"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The reply, or the run's events (SSE)"},
+        **error_responses(404, 502),
+    },
 )
 async def post_message(
     session_id: uuid.UUID, body: MessageIn, request: Request, ctx: Caller, services: ServicesDep
@@ -175,13 +178,13 @@ async def post_message(
     return JSONResponse(result.as_json(), headers={"X-Run-ID": str(result.run_id)})
 
 
-@router.get("/runs/{run_id}", response_model=RunOut)
+@router.get("/runs/{run_id}", response_model=RunOut, responses=error_responses(404))
 async def get_run(run_id: uuid.UUID, ctx: Caller, services: ServicesDep, content: bool = False) -> RunOut:
     """The run (who started it, as which AI execution, status, token usage, timings) and its events in order."""
     return _run(await services.runtime.runs.get(ctx, run_id), content)
 
 
-@router.post("/runs/{run_id}/cancel", response_model=RunOut)
+@router.post("/runs/{run_id}/cancel", response_model=RunOut, responses=error_responses(404))
 async def cancel_run(run_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> RunOut:
     """Stop a running run; it is recorded as cancelled. A finished run is returned unchanged."""
     return _run(await services.runtime.cancel(ctx, run_id))

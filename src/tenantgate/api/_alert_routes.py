@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from tenantgate.alerts import DEFAULTS, MAX_ALERTS_PAGE, AlertInfo, AlertSettings
 from tenantgate.api._deps import Caller, Operator, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 
 __all__ = ["router"]
 
@@ -64,12 +64,12 @@ async def list_alerts(
     return [AlertOut.of(a) for a in await services.alerts.store.list(ctx, status=status, rule=rule, limit=limit)]
 
 
-@router.get("/alerts/{alert_id}", response_model=AlertOut)
+@router.get("/alerts/{alert_id}", response_model=AlertOut, responses=error_responses(404))
 async def get_alert(alert_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> AlertOut:
     return AlertOut.of(await services.alerts.store.get(ctx, alert_id))
 
 
-@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut)
+@router.post("/alerts/{alert_id}/acknowledge", response_model=AlertOut, responses=error_responses(404))
 async def acknowledge_alert(alert_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> AlertOut:
     """Mark an alert as seen (audited). Owner or admin."""
     return AlertOut.of(await services.alerts.store.acknowledge(ctx, alert_id))

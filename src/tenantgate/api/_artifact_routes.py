@@ -13,14 +13,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.artifacts import Artifact, ArtifactTooLarge, ArtifactUrlInvalid
 from tenantgate.auth import system_context
 from tenantgate.tenants import TenantStatus
@@ -29,6 +29,15 @@ router = APIRouter(tags=["artifacts"], responses=ERROR_RESPONSES)
 
 _RETENTION = Annotated[str, Query(pattern="^(short|standard|long)$", description="How long the artifact is kept.")]
 _KIND = Annotated[str, Query(pattern="^[a-z][a-z0-9_]{0,39}$", description="What the content is.")]
+
+
+_BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
+# The content, always as a download; its Content-Type is the one sniffed at upload, so any type.
+_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"*/*": _BINARY}, "description": "The artifact's bytes (Content-Disposition: attachment)"}
+}
+# The body is read as raw bytes (not parsed by FastAPI), so the document says so itself.
+_UPLOAD = {"requestBody": {"required": True, "content": {"application/octet-stream": _BINARY}}}
 
 
 class ArtifactOut(BaseModel):
@@ -63,7 +72,13 @@ class RevokedUrlsOut(BaseModel):
     url_generation: int  # URLs minted from now on carry this generation; older ones are refused
 
 
-@router.post("/v1/artifacts", response_model=ArtifactOut, status_code=201)
+@router.post(
+    "/v1/artifacts",
+    response_model=ArtifactOut,
+    status_code=201,
+    responses=error_responses(413),
+    openapi_extra=_UPLOAD,
+)
 async def upload_artifact(
     request: Request,
     ctx: Caller,
@@ -85,20 +100,26 @@ async def upload_artifact(
     return ArtifactOut.of(artifact)
 
 
-@router.get("/v1/artifacts/{artifact_id}/meta", response_model=ArtifactOut)
+@router.get("/v1/artifacts/{artifact_id}/meta", response_model=ArtifactOut, responses=error_responses(404))
 async def artifact_metadata(artifact_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> ArtifactOut:
     """What an artifact is, without its content."""
     return ArtifactOut.of(await services.artifacts.get(ctx, artifact_id))
 
 
-@router.get("/v1/artifacts/{artifact_id}", response_class=StreamingResponse)
+@router.get(
+    "/v1/artifacts/{artifact_id}",
+    response_class=StreamingResponse,
+    responses={**_CONTENT, **error_responses(404)},
+)
 async def read_artifact(artifact_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> StreamingResponse:
     """The artifact's content, streamed, to a caller of its tenant."""
     artifact, chunks = await services.artifacts.open(ctx, artifact_id)
     return _stream(artifact, chunks)
 
 
-@router.post("/v1/artifacts/{artifact_id}/url", response_model=SignedUrlOut, status_code=201)
+@router.post(
+    "/v1/artifacts/{artifact_id}/url", response_model=SignedUrlOut, status_code=201, responses=error_responses(404)
+)
 async def mint_artifact_url(
     artifact_id: uuid.UUID, ctx: Caller, services: ServicesDep, body: SignedUrlIn | None = None
 ) -> SignedUrlOut:
@@ -107,20 +128,24 @@ async def mint_artifact_url(
     return SignedUrlOut(url=url.path, expires_at=url.expires_at)
 
 
-@router.post("/v1/artifacts/{artifact_id}/revoke-urls", response_model=RevokedUrlsOut)
+@router.post("/v1/artifacts/{artifact_id}/revoke-urls", response_model=RevokedUrlsOut, responses=error_responses(404))
 async def revoke_artifact_urls(artifact_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> RevokedUrlsOut:
     """Make every URL minted so far for this artifact stop working; URLs minted afterwards work."""
     generation = await services.artifacts.revoke_urls(ctx, artifact_id)
     return RevokedUrlsOut(artifact_id=artifact_id, url_generation=generation)
 
 
-@router.delete("/v1/artifacts/{artifact_id}", response_model=ArtifactOut)
+@router.delete("/v1/artifacts/{artifact_id}", response_model=ArtifactOut, responses=error_responses(404))
 async def delete_artifact(artifact_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> ArtifactOut:
     """Delete the artifact and its stored bytes; its URLs stop working."""
     return ArtifactOut.of(await services.artifacts.delete(ctx, artifact_id))
 
 
-@router.get("/v1/artifact-urls/{tenant_id}/{artifact_id}", response_class=StreamingResponse)
+@router.get(
+    "/v1/artifact-urls/{tenant_id}/{artifact_id}",
+    response_class=StreamingResponse,
+    responses={**_CONTENT, **error_responses(403, 404)},
+)
 async def read_signed_artifact(
     request: Request,
     tenant_id: uuid.UUID,

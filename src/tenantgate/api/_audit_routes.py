@@ -62,7 +62,7 @@ async def list_audit_events(
     principal_id: uuid.UUID | None = None,
     since: Annotated[AwareDatetime | None, Query(description="occurred_at >= since")] = None,
     until: Annotated[AwareDatetime | None, Query(description="occurred_at < until")] = None,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,  # seq is a bigint
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> AuditPage:
     """The caller's tenant's audit events in chain order (owner or admin). Page on with ``next_after_seq``."""

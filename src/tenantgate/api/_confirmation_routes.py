@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.context import PrincipalKind
 from tenantgate.gate import ConfirmationInfo, ConfirmationStatus
 
@@ -45,17 +45,17 @@ async def pending(ctx: Caller, services: ServicesDep) -> list[ConfirmationOut]:
     return [ConfirmationOut.of(c) for c in await services.confirmations.pending(ctx)]
 
 
-@router.get("/{confirmation_id}", response_model=ConfirmationOut)
+@router.get("/{confirmation_id}", response_model=ConfirmationOut, responses=error_responses(404))
 async def get(confirmation_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> ConfirmationOut:
     return ConfirmationOut.of(await services.confirmations.get(ctx, confirmation_id))
 
 
-@router.post("/{confirmation_id}/approve", response_model=ConfirmationOut)
+@router.post("/{confirmation_id}/approve", response_model=ConfirmationOut, responses=error_responses(404, 409))
 async def approve(confirmation_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> ConfirmationOut:
     """A human user with the tool's role approves; the caller may then run that exact call once."""
     return ConfirmationOut.of(await services.confirmations.approve(ctx, confirmation_id))
 
 
-@router.post("/{confirmation_id}/deny", response_model=ConfirmationOut)
+@router.post("/{confirmation_id}/deny", response_model=ConfirmationOut, responses=error_responses(404, 409))
 async def deny(confirmation_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> ConfirmationOut:
     return ConfirmationOut.of(await services.confirmations.deny(ctx, confirmation_id))

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.api._lifecycle import IncludeDeleted, RestoreIn, version_of
 from tenantgate.vault import CredentialInfo, CredentialKind, CredentialVersion
 
@@ -95,7 +95,9 @@ async def list_credentials(
     return [CredentialOut.of(c) for c in await services.credentials.list(ctx, include_deleted=include_deleted)]
 
 
-@router.post("/credentials", response_model=CredentialOut, status_code=201, tags=["credentials"])
+@router.post(
+    "/credentials", response_model=CredentialOut, status_code=201, tags=["credentials"], responses=error_responses(409)
+)
 async def create_credential(body: CredentialIn, ctx: Caller, services: ServicesDep) -> CredentialOut:
     """Store a credential, sealed under the tenant's data key (owner/admin)."""
     info = await services.credentials.create(
@@ -104,18 +106,27 @@ async def create_credential(body: CredentialIn, ctx: Caller, services: ServicesD
     return CredentialOut.of(info)
 
 
-@router.get("/credentials/{credential_id}", response_model=CredentialOut, tags=["credentials"])
+@router.get(
+    "/credentials/{credential_id}", response_model=CredentialOut, tags=["credentials"], responses=error_responses(404)
+)
 async def get_credential(credential_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> CredentialOut:
     return CredentialOut.of(await services.credentials.get(ctx, credential_id))
 
 
-@router.put("/credentials/{credential_id}/secret", response_model=CredentialOut, tags=["credentials"])
+@router.put(
+    "/credentials/{credential_id}/secret",
+    response_model=CredentialOut,
+    tags=["credentials"],
+    responses=error_responses(404),
+)
 async def replace_secret(credential_id: uuid.UUID, body: SecretIn, ctx: Caller, services: ServicesDep) -> CredentialOut:
     """Replace the whole secret (owner/admin)."""
     return CredentialOut.of(await services.credentials.replace_secret(ctx, credential_id, body.secret))
 
 
-@router.patch("/credentials/{credential_id}", response_model=CredentialOut, tags=["credentials"])
+@router.patch(
+    "/credentials/{credential_id}", response_model=CredentialOut, tags=["credentials"], responses=error_responses(404)
+)
 async def update_credential(
     credential_id: uuid.UUID, body: CredentialPatch, ctx: Caller, services: ServicesDep
 ) -> CredentialOut:
@@ -126,13 +137,20 @@ async def update_credential(
     return CredentialOut.of(info)
 
 
-@router.delete("/credentials/{credential_id}", response_model=CredentialOut, tags=["credentials"])
+@router.delete(
+    "/credentials/{credential_id}", response_model=CredentialOut, tags=["credentials"], responses=error_responses(404)
+)
 async def delete_credential(credential_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> CredentialOut:
     """Delete a credential softly (owner/admin): no tool can use it; restore brings it back with its secret."""
     return CredentialOut.of(await services.credentials.delete(ctx, credential_id))
 
 
-@router.get("/credentials/{credential_id}/versions", response_model=list[CredentialVersionOut], tags=["credentials"])
+@router.get(
+    "/credentials/{credential_id}/versions",
+    response_model=list[CredentialVersionOut],
+    tags=["credentials"],
+    responses=error_responses(404),
+)
 async def credential_versions(
     credential_id: uuid.UUID, ctx: Caller, services: ServicesDep
 ) -> list[CredentialVersionOut]:
@@ -140,7 +158,12 @@ async def credential_versions(
     return [CredentialVersionOut.of(v) for v in await services.credentials.versions(ctx, credential_id)]
 
 
-@router.post("/credentials/{credential_id}/restore", response_model=CredentialOut, tags=["credentials"])
+@router.post(
+    "/credentials/{credential_id}/restore",
+    response_model=CredentialOut,
+    tags=["credentials"],
+    responses=error_responses(404, 409),
+)
 async def restore_credential(
     credential_id: uuid.UUID, ctx: Caller, services: ServicesDep, body: RestoreIn | None = None
 ) -> CredentialOut:

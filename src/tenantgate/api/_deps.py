@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tenantgate.api._ratelimit import guarded_authentication
 from tenantgate.auth import PlatformPrincipal
@@ -22,7 +23,19 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def tenant_caller(request: Request, services: ServicesDep) -> TenantContext:
+# Declared for the OpenAPI document (which operations need which credential); the header itself is read,
+# verified and rate-limited by the authenticators below, never by these.
+_TENANT_BEARER = HTTPBearer(
+    scheme_name="TenantCredential", description="A tenant API key (tg_...) or a JWT from a configured issuer.",
+    auto_error=False,
+)  # fmt: skip
+_PLATFORM_BEARER = HTTPBearer(scheme_name="PlatformKey", description="A platform key (tgp_...).", auto_error=False)
+_Declared = HTTPAuthorizationCredentials | None
+
+
+async def tenant_caller(
+    request: Request, services: ServicesDep, _declared: Annotated[_Declared, Security(_TENANT_BEARER)] = None
+) -> TenantContext:
     """Authenticate the request. The tenant comes from the credential and nothing else."""
     ctx = await guarded_authentication(
         request,
@@ -38,7 +51,9 @@ async def tenant_caller(request: Request, services: ServicesDep) -> TenantContex
     return ctx
 
 
-async def platform_operator(request: Request, services: ServicesDep) -> PlatformPrincipal:
+async def platform_operator(
+    request: Request, services: ServicesDep, _declared: Annotated[_Declared, Security(_PLATFORM_BEARER)] = None
+) -> PlatformPrincipal:
     operator = await guarded_authentication(
         request,
         services,

@@ -14,7 +14,15 @@ from tenantgate.api._ratelimit import quota_headers
 from tenantgate.errors import TenantgateError
 from tenantgate.logs import get_logger
 
-__all__ = ["ERROR_RESPONSES", "ErrorBody", "install_error_handlers", "status_for"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ErrorBody",
+    "FieldError",
+    "InvalidInputBody",
+    "error_responses",
+    "install_error_handlers",
+    "status_for",
+]
 
 _log = get_logger("tenantgate.api")
 
@@ -54,11 +62,11 @@ _STATUS = {
     "purge_not_due": 409,
     "purge_confirmation_required": 422,
 }
-_HTTP_CODES = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
 
 
 class ErrorBody(BaseModel):
-    """Every error response."""
+    """Every error response: a machine-readable ``code``, a message that says what to do, and fields."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -66,12 +74,41 @@ class ErrorBody(BaseModel):
     message: str
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing, invalid, expired or revoked credential"},
-    403: {"model": ErrorBody, "description": "Authenticated, but not allowed"},
-    422: {"model": ErrorBody, "description": "Invalid input; nothing was changed"},
-    503: {"model": ErrorBody, "description": "A control-plane dependency is down; refused"},
+class FieldError(BaseModel):
+    """One reason a request did not match the schema."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidInputBody(ErrorBody):
+    """A 422: ``errors`` lists each field that failed schema validation; a business-rule refusal has none."""
+
+    errors: list[FieldError] | None = None
+
+
+_DESCRIBED: dict[int, tuple[type[BaseModel], str]] = {
+    401: (ErrorBody, "Missing, invalid, expired or revoked credential"),
+    403: (ErrorBody, "Authenticated, but not allowed (role, kill switch, policy)"),
+    404: (ErrorBody, "No such resource in the caller's tenant"),
+    409: (ErrorBody, "Conflicts with the current state (a name taken, a state that forbids it); nothing changed"),
+    413: (ErrorBody, "The request body is larger than allowed"),
+    422: (InvalidInputBody, "Invalid input; nothing was changed"),
+    429: (ErrorBody, "A rate limit, budget or authentication-failure limit is reached; see Retry-After"),
+    502: (ErrorBody, "An upstream (tool or planner) failed"),
+    503: (ErrorBody, "A control-plane dependency is down; refused"),
+    504: (ErrorBody, "An upstream did not finish in time"),
 }
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses=`` entries for these error statuses, each with its body model."""
+    return {status: {"model": _DESCRIBED[status][0], "description": _DESCRIBED[status][1]} for status in statuses}
+
+
+# Every authenticated route (tenant or platform credential): refused, forbidden, invalid, limited, unavailable.
+ERROR_RESPONSES = error_responses(401, 403, 422, 429, 503)
 
 
 def status_for(code: str) -> int:
@@ -106,8 +143,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:
+            # FastAPI's "error parsing the body" (bytes that are not UTF-8): invalid input like any other, so a 422
+            # of the one documented shape rather than a status no operation declares.
+            errors = [{"loc": ["body"], "msg": str(exc.detail), "type": "body_unreadable"}]
+            return _body("invalid_input", "The request body could not be read; nothing was changed.", 422,
+                         errors=errors)  # fmt: skip
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return _body(code, str(exc.detail), exc.status_code)
+        response = _body(code, str(exc.detail), exc.status_code)
+        if exc.headers:  # e.g. the Allow header of a 405
+            response.headers.update(exc.headers)
+        return response
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         _log.exception("request.unhandled", error_type=type(exc).__name__)

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Operator, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.api._models import KeyOut, PrincipalOut
 from tenantgate.api._policy_routes import SwitchOut
 from tenantgate.auth import PlatformPrincipal, system_context
@@ -69,7 +69,7 @@ async def _tenant(services: Services, tenant_id: uuid.UUID, op: PlatformPrincipa
     return system_context(tenant_id, mode=services.settings.mode, request_id=op.request_id)
 
 
-@router.post("/tenants/{tenant_id}/incident/revoke-keys", response_model=KeysRevoked)
+@router.post("/tenants/{tenant_id}/incident/revoke-keys", response_model=KeysRevoked, responses=error_responses(404))
 async def revoke_keys(tenant_id: uuid.UUID, body: RevokeKeys, op: Operator, services: ServicesDep) -> KeysRevoked:
     """Revoke every API key of the tenant, or of one principal (and optionally disable it), at once."""
     if body.disable_principal and body.principal_id is None:
@@ -84,7 +84,11 @@ async def revoke_keys(tenant_id: uuid.UUID, body: RevokeKeys, op: Operator, serv
     )
 
 
-@router.post("/tenants/{tenant_id}/principals/{principal_id}/disable", response_model=PrincipalOut)
+@router.post(
+    "/tenants/{tenant_id}/principals/{principal_id}/disable",
+    response_model=PrincipalOut,
+    responses=error_responses(404),
+)
 async def disable_principal(
     tenant_id: uuid.UUID, principal_id: uuid.UUID, body: Reason, op: Operator, services: ServicesDep
 ) -> PrincipalOut:
@@ -93,7 +97,9 @@ async def disable_principal(
     return PrincipalOut.of(await services.principals.disable(ctx, principal_id, reason=body.reason, by=_by(op)))
 
 
-@router.post("/tenants/{tenant_id}/principals/{principal_id}/enable", response_model=PrincipalOut)
+@router.post(
+    "/tenants/{tenant_id}/principals/{principal_id}/enable", response_model=PrincipalOut, responses=error_responses(404)
+)
 async def enable_principal(
     tenant_id: uuid.UUID, principal_id: uuid.UUID, body: Reason, op: Operator, services: ServicesDep
 ) -> PrincipalOut:
@@ -102,7 +108,9 @@ async def enable_principal(
     return PrincipalOut.of(await services.principals.enable(ctx, principal_id, reason=body.reason, by=_by(op)))
 
 
-@router.post("/tenants/{tenant_id}/incident/rotate-data-key", response_model=DataKeyRotated)
+@router.post(
+    "/tenants/{tenant_id}/incident/rotate-data-key", response_model=DataKeyRotated, responses=error_responses(404)
+)
 async def rotate_data_key(tenant_id: uuid.UUID, body: Reason, op: Operator, services: ServicesDep) -> DataKeyRotated:
     """Re-seal the tenant's credentials under a new data key and destroy the old one."""
     ctx = await _tenant(services, tenant_id, op)
@@ -110,7 +118,7 @@ async def rotate_data_key(tenant_id: uuid.UUID, body: Reason, op: Operator, serv
     return DataKeyRotated(data_key_id=key_id, resealed=count)
 
 
-@router.post("/tenants/{tenant_id}/incident/pause-ai", response_model=SwitchOut)
+@router.post("/tenants/{tenant_id}/incident/pause-ai", response_model=SwitchOut, responses=error_responses(404))
 async def pause_tenant_ai(tenant_id: uuid.UUID, body: Reason, op: Operator, services: ServicesDep) -> SwitchOut:
     """Stop the tenant's AI execution: agent turns, scheduled runs, planner calls, AI tool calls."""
     ctx = await _tenant(services, tenant_id, op)
@@ -119,7 +127,7 @@ async def pause_tenant_ai(tenant_id: uuid.UUID, body: Reason, op: Operator, serv
     )
 
 
-@router.post("/tenants/{tenant_id}/incident/resume-ai", response_model=Resumed)
+@router.post("/tenants/{tenant_id}/incident/resume-ai", response_model=Resumed, responses=error_responses(404))
 async def resume_tenant_ai(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> Resumed:
     ctx = await _tenant(services, tenant_id, op)
     return Resumed.of(await services.policies.resume_tenant_switch(ctx, SwitchScope.AI))
@@ -140,7 +148,7 @@ async def resume_platform_ai(op: Operator, services: ServicesDep) -> Resumed:
     return Resumed.of(info)
 
 
-@router.post("/incident/integrations/{name}/disable", response_model=SwitchOut)
+@router.post("/incident/integrations/{name}/disable", response_model=SwitchOut, responses=error_responses(404))
 async def disable_integration(name: str, body: Reason, op: Operator, services: ServicesDep) -> SwitchOut:
     """Deny every tool of one integration, for every tenant."""
     services.policies.check_integration(name)
@@ -150,7 +158,7 @@ async def disable_integration(name: str, body: Reason, op: Operator, services: S
     return SwitchOut.of(info)
 
 
-@router.post("/incident/integrations/{name}/enable", response_model=Resumed)
+@router.post("/incident/integrations/{name}/enable", response_model=Resumed, responses=error_responses(404))
 async def enable_integration(name: str, op: Operator, services: ServicesDep) -> Resumed:
     info = await services.policies.resume_platform_switch(
         SwitchScope.INTEGRATION, name, actor=op.key_id, request_id=op.request_id

@@ -18,7 +18,10 @@ class RestoreIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int | None = Field(
-        None, ge=1, description="The version to restore; default: the latest version before the deletion."
+        None,
+        ge=1,
+        le=2**31 - 1,  # versions are integer columns
+        description="The version to restore; default: the latest version before the deletion.",
     )
 
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.api._lifecycle import IncludeDeleted, RestoreIn, version_of
 from tenantgate.auth import require_manager
 from tenantgate.memory import MAX_RESULTS, MAX_TAGS, MemoryEntry, MemoryHit, MemoryVersion
@@ -98,25 +98,25 @@ async def search_memory(
     return [MemoryHitOut.of(h) for h in hits]
 
 
-@router.get("/{entry_id}", response_model=MemoryEntryOut)
+@router.get("/{entry_id}", response_model=MemoryEntryOut, responses=error_responses(404))
 async def get_memory(entry_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> MemoryEntryOut:
     return MemoryEntryOut.of(await services.memory.get(ctx, entry_id))
 
 
-@router.get("/{entry_id}/versions", response_model=list[MemoryVersionOut])
+@router.get("/{entry_id}/versions", response_model=list[MemoryVersionOut], responses=error_responses(404))
 async def memory_versions(entry_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> list[MemoryVersionOut]:
     """Every version of the entry, oldest first."""
     return [MemoryVersionOut.of(v) for v in await services.memory.versions(ctx, entry_id)]
 
 
-@router.delete("/{entry_id}", response_model=MemoryEntryOut)
+@router.delete("/{entry_id}", response_model=MemoryEntryOut, responses=error_responses(404))
 async def delete_memory(entry_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> MemoryEntryOut:
     """Delete an entry softly (owner/admin): hidden everywhere, restorable with every version."""
     require_manager(ctx)
     return MemoryEntryOut.of(await services.memory.forget(ctx, entry_id))
 
 
-@router.post("/{entry_id}/restore", response_model=MemoryEntryOut)
+@router.post("/{entry_id}/restore", response_model=MemoryEntryOut, responses=error_responses(404))
 async def restore_memory(
     entry_id: uuid.UUID, ctx: Caller, services: ServicesDep, body: RestoreIn | None = None
 ) -> MemoryEntryOut:

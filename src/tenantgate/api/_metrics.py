@@ -43,6 +43,8 @@ def _allowed(request: Request, token: str | None) -> bool:
     return not forwarded and client is not None and server is not None and _loopback(client[0]) and _loopback(server[0])
 
 
+# Not in the OpenAPI document: to anyone but its scraper it answers 404 as if it did not exist, and its body is
+# Prometheus text for a scraper, not an API for clients.
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request, services: ServicesDep) -> Response:
     settings = services.settings

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Operator, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.api._models import (
     KeyCreate,
     KeyCreated,
@@ -39,7 +39,7 @@ async def _inside(services: Services, tenant_id: uuid.UUID, request_id: str) -> 
     return system_context(tenant_id, mode=services.settings.mode, request_id=request_id)
 
 
-@router.post("/tenants", response_model=TenantOut, status_code=201)
+@router.post("/tenants", response_model=TenantOut, status_code=201, responses=error_responses(409))
 async def create_tenant(body: TenantCreate, op: Operator, services: ServicesDep) -> TenantOut:
     tenant = await services.tenants.create(
         body.name, display_name=body.display_name, actor=op.key_id, request_id=op.request_id
@@ -52,12 +52,12 @@ async def list_tenants(op: Operator, services: ServicesDep) -> list[TenantOut]:
     return [TenantOut.of(t) for t in await services.tenants.list()]
 
 
-@router.get("/tenants/{tenant_id}", response_model=TenantOut)
+@router.get("/tenants/{tenant_id}", response_model=TenantOut, responses=error_responses(404))
 async def get_tenant(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> TenantOut:
     return TenantOut.of(await services.tenants.get(tenant_id))
 
 
-@router.post("/tenants/{tenant_id}/suspend", response_model=TenantOut)
+@router.post("/tenants/{tenant_id}/suspend", response_model=TenantOut, responses=error_responses(404, 409))
 async def suspend_tenant(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> TenantOut:
     """Every credential of the tenant stops working on its next request."""
     suspended = await services.tenants.set_status(
@@ -66,7 +66,7 @@ async def suspend_tenant(tenant_id: uuid.UUID, op: Operator, services: ServicesD
     return TenantOut.of(suspended)
 
 
-@router.post("/tenants/{tenant_id}/resume", response_model=TenantOut)
+@router.post("/tenants/{tenant_id}/resume", response_model=TenantOut, responses=error_responses(404, 409))
 async def resume_tenant(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> TenantOut:
     resumed = await services.tenants.set_status(
         tenant_id, TenantStatus.ACTIVE, actor=op.key_id, request_id=op.request_id
@@ -74,7 +74,9 @@ async def resume_tenant(tenant_id: uuid.UUID, op: Operator, services: ServicesDe
     return TenantOut.of(resumed)
 
 
-@router.post("/tenants/{tenant_id}/principals", response_model=PrincipalOut, status_code=201)
+@router.post(
+    "/tenants/{tenant_id}/principals", response_model=PrincipalOut, status_code=201, responses=error_responses(404, 409)
+)
 async def create_principal(
     tenant_id: uuid.UUID, body: PrincipalCreate, op: Operator, services: ServicesDep
 ) -> PrincipalOut:
@@ -85,7 +87,9 @@ async def create_principal(
     return PrincipalOut.of(principal)
 
 
-@router.put("/tenants/{tenant_id}/principals/{principal_id}/password", status_code=204)
+@router.put(
+    "/tenants/{tenant_id}/principals/{principal_id}/password", status_code=204, responses=error_responses(404, 409)
+)
 async def set_console_password(
     tenant_id: uuid.UUID, principal_id: uuid.UUID, body: PasswordSet, op: Operator, services: ServicesDep
 ) -> Response:
@@ -95,7 +99,7 @@ async def set_console_password(
     return Response(status_code=204)
 
 
-@router.post("/tenants/{tenant_id}/keys", response_model=KeyCreated, status_code=201)
+@router.post("/tenants/{tenant_id}/keys", response_model=KeyCreated, status_code=201, responses=error_responses(404))
 async def create_key(tenant_id: uuid.UUID, body: KeyCreate, op: Operator, services: ServicesDep) -> KeyCreated:
     if body.principal_id is None:
         raise InvalidInput("principal_id is required on platform key creation.")
@@ -138,12 +142,14 @@ async def set_platform_switch(body: PlatformSwitchIn, op: Operator, services: Se
     return SwitchOut.of(info)
 
 
-@router.delete("/kill-switches/{switch_id}", response_model=SwitchOut)
+@router.delete("/kill-switches/{switch_id}", response_model=SwitchOut, responses=error_responses(404))
 async def clear_platform_switch(switch_id: uuid.UUID, op: Operator, services: ServicesDep) -> SwitchOut:
     return SwitchOut.of(await services.policies.clear_platform_switch(switch_id))
 
 
-@router.post("/tenants/{tenant_id}/kill-switches", response_model=SwitchOut, status_code=201)
+@router.post(
+    "/tenants/{tenant_id}/kill-switches", response_model=SwitchOut, status_code=201, responses=error_responses(404)
+)
 async def set_tenant_switch(tenant_id: uuid.UUID, body: SwitchIn, op: Operator, services: ServicesDep) -> SwitchOut:
     """A kill switch for one tenant, including pausing all of its AI execution (scope 'ai')."""
     ctx = await _inside(services, tenant_id, op.request_id)
@@ -153,7 +159,9 @@ async def set_tenant_switch(tenant_id: uuid.UUID, body: SwitchIn, op: Operator, 
     return SwitchOut.of(info)
 
 
-@router.delete("/tenants/{tenant_id}/kill-switches/{switch_id}", response_model=SwitchOut)
+@router.delete(
+    "/tenants/{tenant_id}/kill-switches/{switch_id}", response_model=SwitchOut, responses=error_responses(404)
+)
 async def clear_tenant_switch(
     tenant_id: uuid.UUID, switch_id: uuid.UUID, op: Operator, services: ServicesDep
 ) -> SwitchOut:
@@ -161,7 +169,7 @@ async def clear_tenant_switch(
     return SwitchOut.of(await services.policies.clear_tenant_switch(ctx, switch_id))
 
 
-@router.put("/tenants/{tenant_id}/compliance", response_model=ComplianceIn)
+@router.put("/tenants/{tenant_id}/compliance", response_model=ComplianceIn, responses=error_responses(404))
 async def set_compliance(tenant_id: uuid.UUID, body: ComplianceIn, op: Operator, services: ServicesDep) -> ComplianceIn:
     """Set the tenant's compliance mode: platform-defined restrictions on top of its policy."""
     await services.policies.set_compliance(tenant_id, body.mode)
@@ -209,7 +217,9 @@ class PurgeOut(BaseModel):
         )  # fmt: skip
 
 
-@router.post("/tenants/{tenant_id}/purge", response_model=PurgeOut, status_code=202)
+@router.post(
+    "/tenants/{tenant_id}/purge", response_model=PurgeOut, status_code=202, responses=error_responses(404, 409)
+)
 async def request_purge(tenant_id: uuid.UUID, body: PurgeIn, op: Operator, services: ServicesDep) -> PurgeOut:
     """Request a purge: the tenant is disabled at once; execution follows after the grace period."""
     record = await services.purges.request(
@@ -219,13 +229,13 @@ async def request_purge(tenant_id: uuid.UUID, body: PurgeIn, op: Operator, servi
     return PurgeOut.of(record)
 
 
-@router.get("/tenants/{tenant_id}/purge", response_model=PurgeOut)
+@router.get("/tenants/{tenant_id}/purge", response_model=PurgeOut, responses=error_responses(404))
 async def get_purge(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> PurgeOut:
     """The tenant's latest purge and its report."""
     return PurgeOut.of(await services.purges.get(tenant_id))
 
 
-@router.post("/tenants/{tenant_id}/purge/execute", response_model=PurgeOut)
+@router.post("/tenants/{tenant_id}/purge/execute", response_model=PurgeOut, responses=error_responses(404, 409))
 async def execute_purge(tenant_id: uuid.UUID, body: PurgeExecuteIn, op: Operator, services: ServicesDep) -> PurgeOut:
     """Execute the purge (after its grace period, or now with the tenant's name as confirm); resumes if interrupted."""
     record = await services.purges.execute(
@@ -235,7 +245,7 @@ async def execute_purge(tenant_id: uuid.UUID, body: PurgeExecuteIn, op: Operator
     return PurgeOut.of(record)
 
 
-@router.post("/tenants/{tenant_id}/purge/cancel", response_model=PurgeOut)
+@router.post("/tenants/{tenant_id}/purge/cancel", response_model=PurgeOut, responses=error_responses(404, 409))
 async def cancel_purge(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> PurgeOut:
     """Withdraw a purge that has not started executing; the tenant gets its previous status back."""
     record = await services.purges.cancel(

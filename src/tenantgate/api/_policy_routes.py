@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.api._lifecycle import RestoreIn, version_of
 from tenantgate.auth import require_manager
 from tenantgate.gate import PolicyDocument, PolicyVersion, SwitchInfo, SwitchScope
@@ -70,7 +70,7 @@ async def policy_versions(ctx: Caller, services: ServicesDep) -> list[PolicyOut]
     return [PolicyOut.of(v) for v in await services.policies.versions(ctx)]
 
 
-@router.post("/policy/restore", response_model=PolicyOut, tags=["policy"])
+@router.post("/policy/restore", response_model=PolicyOut, tags=["policy"], responses=error_responses(404))
 async def restore_policy(ctx: Caller, services: ServicesDep, body: RestoreIn | None = None) -> PolicyOut:
     """Save an earlier version's document as the next version (owner/admin); default: the one before the current."""
     return PolicyOut.of(await services.policies.restore(ctx, version_of(body)))
@@ -91,6 +91,6 @@ async def set_switch(body: SwitchIn, ctx: Caller, services: ServicesDep) -> Swit
     return SwitchOut.of(info)
 
 
-@router.delete("/kill-switches/{switch_id}", response_model=SwitchOut, tags=["policy"])
+@router.delete("/kill-switches/{switch_id}", response_model=SwitchOut, tags=["policy"], responses=error_responses(404))
 async def clear_switch(switch_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> SwitchOut:
     return SwitchOut.of(await services.policies.clear_tenant_switch(ctx, switch_id))

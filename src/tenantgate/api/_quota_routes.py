@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, Operator, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 
 router = APIRouter(prefix="/v1", tags=["quotas"], responses=ERROR_RESPONSES)
 
@@ -40,27 +41,60 @@ class PlanIn(BaseModel):
     limits: dict[str, int]
 
 
-@router.get("/usage")
-async def my_usage(ctx: Caller, services: ServicesDep) -> dict[str, Any]:
+class PlanOut(BaseModel):
+    plan: str
+    limits: dict[str, int] = Field(description="The limits the plan sets over the mode's defaults.")
+
+
+class BudgetOut(BaseModel):
+    limit: str
+    used: int
+    max: int
+
+
+class BudgetPeriodOut(BudgetOut):
+    period_start: datetime
+    resets_at: datetime
+
+
+class UsageOut(BaseModel):
+    """The tenant's budgets (current period) and per-minute rates against its limits."""
+
+    tenant_id: uuid.UUID
+    plan: str | None
+    overrides: dict[str, int]
+    budgets: list[BudgetPeriodOut]
+    rates: list[BudgetOut]
+    limits: dict[str, int]
+
+
+class TenantUsageOut(BaseModel):
+    tenant_id: uuid.UUID
+    plan: str | None
+    budgets: list[BudgetOut]
+
+
+@router.get("/usage", response_model=UsageOut)
+async def my_usage(ctx: Caller, services: ServicesDep) -> UsageOut:
     """This tenant's current usage against its limits: budgets (day/month) and per-minute rates."""
-    return await services.quotas.usage(ctx)
+    return UsageOut.model_validate(await services.quotas.usage(ctx))
 
 
-@router.get("/platform/usage")
-async def platform_usage(op: Operator, services: ServicesDep) -> list[dict[str, Any]]:
+@router.get("/platform/usage", response_model=list[TenantUsageOut])
+async def platform_usage(op: Operator, services: ServicesDep) -> list[TenantUsageOut]:
     """Every tenant's budgets against its limits (platform keys only; admin role)."""
     tenants = await services.tenants.list()
-    return await services.quotas.usage_all([t.id for t in tenants])
+    return [TenantUsageOut.model_validate(u) for u in await services.quotas.usage_all([t.id for t in tenants])]
 
 
-@router.get("/platform/tenants/{tenant_id}/limits", response_model=LimitsOut)
+@router.get("/platform/tenants/{tenant_id}/limits", response_model=LimitsOut, responses=error_responses(404))
 async def get_limits(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> LimitsOut:
     resolved = await services.quotas.plans.tenant_limits_admin(tenant_id)
     return LimitsOut(tenant_id=tenant_id, plan=resolved.plan, overrides=resolved.overrides,
                      limits=resolved.limits.model_dump())  # fmt: skip
 
 
-@router.put("/platform/tenants/{tenant_id}/limits", response_model=LimitsOut)
+@router.put("/platform/tenants/{tenant_id}/limits", response_model=LimitsOut, responses=error_responses(404))
 async def set_limits(tenant_id: uuid.UUID, body: LimitsIn, op: Operator, services: ServicesDep) -> LimitsOut:
     """Assign a plan and/or override limits for one tenant. Audited on the platform's and the tenant's chain."""
     resolved = await services.quotas.plans.set_tenant(
@@ -70,7 +104,7 @@ async def set_limits(tenant_id: uuid.UUID, body: LimitsIn, op: Operator, service
                      limits=resolved.limits.model_dump())  # fmt: skip
 
 
-@router.put("/platform/plans/{name}")
-async def set_plan(name: PlanName, body: PlanIn, op: Operator, services: ServicesDep) -> dict[str, Any]:
+@router.put("/platform/plans/{name}", response_model=PlanOut)
+async def set_plan(name: PlanName, body: PlanIn, op: Operator, services: ServicesDep) -> PlanOut:
     """Create or replace a plan: limits over the mode's defaults."""
-    return {"plan": name, "limits": await services.quotas.plans.set_plan(name, body.limits, actor=op.key_id)}
+    return PlanOut(plan=name, limits=await services.quotas.plans.set_plan(name, body.limits, actor=op.key_id))

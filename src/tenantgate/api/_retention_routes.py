@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictInt
 
 from tenantgate.api._deps import Caller, Operator, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.audit import AuditEvent
 from tenantgate.auth import system_context
 from tenantgate.retention import MAX_DAYS, ClassRetention, TenantRetention
@@ -63,14 +63,14 @@ async def set_retention(body: RetentionIn, ctx: Caller, services: ServicesDep) -
     return RetentionOut.of(await services.retention.periods.set(ctx, body.root))
 
 
-@router.get("/platform/tenants/{tenant_id}/retention", response_model=RetentionOut)
+@router.get("/platform/tenants/{tenant_id}/retention", response_model=RetentionOut, responses=error_responses(404))
 async def platform_get_retention(tenant_id: uuid.UUID, op: Operator, services: ServicesDep) -> RetentionOut:
     """A tenant's retention, as the platform sees it (platform key)."""
     ctx = system_context(tenant_id, mode=services.settings.mode, request_id=f"platform-{op.key_id}")
     return RetentionOut.of(await services.retention.periods.get(ctx))
 
 
-@router.put("/platform/tenants/{tenant_id}/retention", response_model=RetentionOut)
+@router.put("/platform/tenants/{tenant_id}/retention", response_model=RetentionOut, responses=error_responses(404))
 async def platform_set_retention(
     tenant_id: uuid.UUID, body: RetentionIn, op: Operator, services: ServicesDep
 ) -> RetentionOut:

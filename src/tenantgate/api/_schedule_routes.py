@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.api._lifecycle import IncludeDeleted, RestoreIn, version_of
 from tenantgate.auth import require_manager
 from tenantgate.schedules import (
@@ -124,7 +124,9 @@ async def list_cron_jobs(
     return [CronJobOut.of(j) for j in await services.cron.jobs(ctx, include_deleted=include_deleted)]
 
 
-@router.post("/cron-jobs", response_model=CronJobOut, status_code=201, tags=["schedules"])
+@router.post(
+    "/cron-jobs", response_model=CronJobOut, status_code=201, tags=["schedules"], responses=error_responses(409)
+)
 async def add_cron_job(body: CronJobIn, ctx: Caller, services: ServicesDep) -> CronJobOut:
     """Add a job (owner/admin). In saas the count and the shortest interval are limited."""
     require_manager(ctx)
@@ -133,7 +135,7 @@ async def add_cron_job(body: CronJobIn, ctx: Caller, services: ServicesDep) -> C
     return CronJobOut.of(job)
 
 
-@router.get("/cron-jobs/{job_id}", response_model=CronJobDetail, tags=["schedules"])
+@router.get("/cron-jobs/{job_id}", response_model=CronJobDetail, tags=["schedules"], responses=error_responses(404))
 async def get_cron_job(job_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> CronJobDetail:
     """A job with every version of its definition."""
     job = await services.cron.get(ctx, job_id)
@@ -141,20 +143,27 @@ async def get_cron_job(job_id: uuid.UUID, ctx: Caller, services: ServicesDep) ->
     return CronJobDetail(**CronJobOut.of(job).model_dump(), versions=versions)
 
 
-@router.delete("/cron-jobs/{job_id}", response_model=CronJobOut, tags=["schedules"])
+@router.delete("/cron-jobs/{job_id}", response_model=CronJobOut, tags=["schedules"], responses=error_responses(404))
 async def remove_cron_job(job_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> CronJobOut:
     """Remove a job softly: it stops running; restore brings it back with its schedule."""
     require_manager(ctx)
     return CronJobOut.of(await services.cron.remove(ctx, job_id))
 
 
-@router.get("/cron-jobs/{job_id}/versions", response_model=list[DefinitionVersionOut], tags=["schedules"])
+@router.get(
+    "/cron-jobs/{job_id}/versions",
+    response_model=list[DefinitionVersionOut],
+    tags=["schedules"],
+    responses=error_responses(404),
+)
 async def cron_job_versions(job_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> list[DefinitionVersionOut]:
     """Every version of a job's definition, removed jobs included, oldest first."""
     return [DefinitionVersionOut.of(v) for v in await services.cron.versions(ctx, job_id)]
 
 
-@router.post("/cron-jobs/{job_id}/restore", response_model=CronJobOut, tags=["schedules"])
+@router.post(
+    "/cron-jobs/{job_id}/restore", response_model=CronJobOut, tags=["schedules"], responses=error_responses(404, 409)
+)
 async def restore_cron_job(
     job_id: uuid.UUID, ctx: Caller, services: ServicesDep, body: RestoreIn | None = None
 ) -> CronJobOut:
@@ -173,19 +182,21 @@ async def list_heartbeats(
     return [HeartbeatOut.of(t) for t in await services.heartbeat.tasks(ctx, include_deleted=include_deleted)]
 
 
-@router.post("/heartbeats", response_model=HeartbeatOut, status_code=201, tags=["schedules"])
+@router.post(
+    "/heartbeats", response_model=HeartbeatOut, status_code=201, tags=["schedules"], responses=error_responses(409)
+)
 async def add_heartbeat(body: HeartbeatIn, ctx: Caller, services: ServicesDep) -> HeartbeatOut:
     require_manager(ctx)
     task = await services.heartbeat.add(ctx, name=body.name, prompt=body.prompt, every_seconds=body.every_seconds)
     return HeartbeatOut.of(task)
 
 
-@router.get("/heartbeats/{task_id}", response_model=HeartbeatOut, tags=["schedules"])
+@router.get("/heartbeats/{task_id}", response_model=HeartbeatOut, tags=["schedules"], responses=error_responses(404))
 async def get_heartbeat(task_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> HeartbeatOut:
     return HeartbeatOut.of(await services.heartbeat.get(ctx, task_id))
 
 
-@router.patch("/heartbeats/{task_id}", response_model=HeartbeatOut, tags=["schedules"])
+@router.patch("/heartbeats/{task_id}", response_model=HeartbeatOut, tags=["schedules"], responses=error_responses(404))
 async def update_heartbeat(
     task_id: uuid.UUID, body: HeartbeatPatch, ctx: Caller, services: ServicesDep
 ) -> HeartbeatOut:
@@ -197,19 +208,29 @@ async def update_heartbeat(
     return HeartbeatOut.of(task)
 
 
-@router.delete("/heartbeats/{task_id}", response_model=HeartbeatOut, tags=["schedules"])
+@router.delete("/heartbeats/{task_id}", response_model=HeartbeatOut, tags=["schedules"], responses=error_responses(404))
 async def remove_heartbeat(task_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> HeartbeatOut:
     require_manager(ctx)
     return HeartbeatOut.of(await services.heartbeat.remove(ctx, task_id))
 
 
-@router.get("/heartbeats/{task_id}/versions", response_model=list[DefinitionVersionOut], tags=["schedules"])
+@router.get(
+    "/heartbeats/{task_id}/versions",
+    response_model=list[DefinitionVersionOut],
+    tags=["schedules"],
+    responses=error_responses(404),
+)
 async def heartbeat_versions(task_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> list[DefinitionVersionOut]:
     """Every version of a task's definition, removed tasks included, oldest first."""
     return [DefinitionVersionOut.of(v) for v in await services.heartbeat.versions(ctx, task_id)]
 
 
-@router.post("/heartbeats/{task_id}/restore", response_model=HeartbeatOut, tags=["schedules"])
+@router.post(
+    "/heartbeats/{task_id}/restore",
+    response_model=HeartbeatOut,
+    tags=["schedules"],
+    responses=error_responses(404, 409),
+)
 async def restore_heartbeat(
     task_id: uuid.UUID, ctx: Caller, services: ServicesDep, body: RestoreIn | None = None
 ) -> HeartbeatOut:

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, Operator, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.api._lifecycle import IncludeDeleted, RestoreIn, version_of
 from tenantgate.skills import MAX_SKILL_CHARS, CatalogSkill, Skill, SkillVersion
 
@@ -94,7 +94,13 @@ async def skill_catalog(ctx: Caller, services: ServicesDep) -> list[CatalogSkill
     return [CatalogSkillOut.of(c) for c in await services.skills.catalog(ctx)]
 
 
-@router.post("/skills/catalog/{name}/install", response_model=SkillOut, status_code=201, tags=["skills"])
+@router.post(
+    "/skills/catalog/{name}/install",
+    response_model=SkillOut,
+    status_code=201,
+    tags=["skills"],
+    responses=error_responses(404, 409),
+)
 async def install_skill(name: str, ctx: Caller, services: ServicesDep) -> SkillOut:
     """Install a catalog skill, or move an installed one to the catalog's latest version (owner/admin)."""
     return SkillOut.of(await services.skills.install(ctx, name))
@@ -105,13 +111,13 @@ async def list_skills(ctx: Caller, services: ServicesDep, include_deleted: Inclu
     return [SkillOut.of(s) for s in await services.skills.installed(ctx, include_deleted=include_deleted)]
 
 
-@router.post("/skills", response_model=SkillOut, status_code=201, tags=["skills"])
+@router.post("/skills", response_model=SkillOut, status_code=201, tags=["skills"], responses=error_responses(409))
 async def author_skill(body: SkillSource, ctx: Caller, services: ServicesDep) -> SkillOut:
     """Write a skill (or a new version of one): markdown with name and description in YAML front matter."""
     return SkillOut.of(await services.skills.author(ctx, body.source))
 
 
-@router.get("/skills/{name}", response_model=SkillDetail, tags=["skills"])
+@router.get("/skills/{name}", response_model=SkillDetail, tags=["skills"], responses=error_responses(404))
 async def get_skill(name: str, ctx: Caller, services: ServicesDep) -> SkillDetail:
     """A skill with every version."""
     skill = await services.skills.get(ctx, name)
@@ -119,23 +125,25 @@ async def get_skill(name: str, ctx: Caller, services: ServicesDep) -> SkillDetai
     return SkillDetail(**SkillOut.of(skill).model_dump(), versions=versions)
 
 
-@router.patch("/skills/{name}", response_model=SkillOut, tags=["skills"])
+@router.patch("/skills/{name}", response_model=SkillOut, tags=["skills"], responses=error_responses(404))
 async def update_skill(name: str, body: SkillPatch, ctx: Caller, services: ServicesDep) -> SkillOut:
     return SkillOut.of(await services.skills.set_enabled(ctx, name, body.enabled))
 
 
-@router.delete("/skills/{name}", response_model=SkillOut, tags=["skills"])
+@router.delete("/skills/{name}", response_model=SkillOut, tags=["skills"], responses=error_responses(404))
 async def remove_skill(name: str, ctx: Caller, services: ServicesDep) -> SkillOut:
     return SkillOut.of(await services.skills.remove(ctx, name))
 
 
-@router.get("/skills/{name}/versions", response_model=list[SkillVersionOut], tags=["skills"])
+@router.get(
+    "/skills/{name}/versions", response_model=list[SkillVersionOut], tags=["skills"], responses=error_responses(404)
+)
 async def skill_versions(name: str, ctx: Caller, services: ServicesDep) -> list[SkillVersionOut]:
     """Every version of a skill (by name or id, removed skills included), oldest first."""
     return [SkillVersionOut.of(v) for v in await services.skills.history(ctx, name)]
 
 
-@router.post("/skills/{name}/restore", response_model=SkillOut, tags=["skills"])
+@router.post("/skills/{name}/restore", response_model=SkillOut, tags=["skills"], responses=error_responses(404, 409))
 async def restore_skill(name: str, ctx: Caller, services: ServicesDep, body: RestoreIn | None = None) -> SkillOut:
     """Bring back a version as a new version (owner/admin); default: the latest before the removal."""
     return SkillOut.of(await services.skills.restore(ctx, name, version=version_of(body)))

@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Response
 
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.api._models import (
     KeyCreate,
     KeyCreated,
@@ -36,7 +36,9 @@ async def list_principals(ctx: Caller, services: ServicesDep) -> list[PrincipalO
     return [PrincipalOut.of(p) for p in await services.principals.list(ctx)]
 
 
-@router.post("/principals", response_model=PrincipalOut, status_code=201, tags=["identity"])
+@router.post(
+    "/principals", response_model=PrincipalOut, status_code=201, tags=["identity"], responses=error_responses(409)
+)
 async def create_principal(body: PrincipalCreate, ctx: Caller, services: ServicesDep) -> PrincipalOut:
     principal = await services.principals.create(
         ctx, name=body.name, kind=body.kind, roles=frozenset(body.roles), external_id=body.external_id
@@ -44,7 +46,9 @@ async def create_principal(body: PrincipalCreate, ctx: Caller, services: Service
     return PrincipalOut.of(principal)
 
 
-@router.put("/principals/{principal_id}/password", status_code=204, tags=["identity"])
+@router.put(
+    "/principals/{principal_id}/password", status_code=204, tags=["identity"], responses=error_responses(404, 409)
+)
 async def set_console_password(
     principal_id: uuid.UUID, body: PasswordSet, ctx: Caller, services: ServicesDep
 ) -> Response:
@@ -58,7 +62,7 @@ async def list_keys(ctx: Caller, services: ServicesDep, principal_id: uuid.UUID 
     return [KeyOut.of(k) for k in await services.keys.list(ctx, principal_id=principal_id)]
 
 
-@router.post("/keys", response_model=KeyCreated, status_code=201, tags=["keys"])
+@router.post("/keys", response_model=KeyCreated, status_code=201, tags=["keys"], responses=error_responses(404))
 async def create_key(body: KeyCreate, ctx: Caller, services: ServicesDep) -> KeyCreated:
     principal_id = body.principal_id
     if principal_id is None:
@@ -75,12 +79,18 @@ async def create_key(body: KeyCreate, ctx: Caller, services: ServicesDep) -> Key
     return KeyCreated.issued(issued)
 
 
-@router.post("/keys/{key_id}/rotate", response_model=KeyCreated, status_code=201, tags=["keys"])
+@router.post(
+    "/keys/{key_id}/rotate",
+    response_model=KeyCreated,
+    status_code=201,
+    tags=["keys"],
+    responses=error_responses(404, 409),
+)
 async def rotate_key(key_id: uuid.UUID, body: KeyRotate, ctx: Caller, services: ServicesDep) -> KeyCreated:
     issued = await services.keys.rotate(ctx, key_id, overlap=timedelta(seconds=body.overlap_seconds))
     return KeyCreated.issued(issued)
 
 
-@router.post("/keys/{key_id}/revoke", response_model=KeyOut, tags=["keys"])
+@router.post("/keys/{key_id}/revoke", response_model=KeyOut, tags=["keys"], responses=error_responses(404))
 async def revoke_key(key_id: uuid.UUID, ctx: Caller, services: ServicesDep) -> KeyOut:
     return KeyOut.of(await services.keys.revoke(ctx, key_id))

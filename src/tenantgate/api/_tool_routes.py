@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES, ErrorBody
+from tenantgate.api._errors import ERROR_RESPONSES, ErrorBody, error_responses
 from tenantgate.api._ratelimit import quota_headers
 from tenantgate.context import DeploymentMode
 from tenantgate.gate import Code, ProposedCall, Verdict
@@ -83,9 +83,7 @@ async def list_tools(ctx: Caller, services: ServicesDep) -> ToolList:
     response_model=CallResult,
     responses={
         202: {"model": ConfirmationPending, "description": "A human must confirm this exact call first"},
-        429: {"model": ErrorBody, "description": "A quota or budget is exhausted"},
-        502: {"model": ErrorBody, "description": "The tool ran and failed"},
-        504: {"model": ErrorBody, "description": "The tool did not finish in time"},
+        **error_responses(404, 409, 429, 502, 504),
     },
 )
 async def call_tool(

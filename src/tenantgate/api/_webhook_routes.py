@@ -10,12 +10,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES
+from tenantgate.api._errors import ERROR_RESPONSES, error_responses
 from tenantgate.webhooks import WebhookRejected
 
 __all__ = ["router"]
@@ -72,7 +72,16 @@ async def create_endpoint(body: EndpointRequest, ctx: Caller, services: Services
     )
 
 
-@router.post("/webhooks/{provider}/{endpoint_id}", responses={401: {"description": "Not verified"}})
+class Received(BaseModel):
+    received: int = Field(description="Events recorded as new signals.")
+    duplicates: int = Field(description="Events seen before (by provider event id), not recorded again.")
+
+
+# Every refusal is the same 401; 422 is listed because FastAPI would otherwise add its own validation model.
+_DELIVERY_ERRORS = error_responses(401, 422)
+
+
+@router.post("/webhooks/{provider}/{endpoint_id}", response_model=Received, responses=_DELIVERY_ERRORS)
 async def receive_webhook(provider: str, endpoint_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     """Verify a delivery over its raw bytes; record its events as signals; answer at once."""
     parsed = _endpoint_id(endpoint_id)
@@ -91,9 +100,9 @@ async def receive_webhook(provider: str, endpoint_id: str, request: Request, ser
 
 @router.get(
     "/webhooks/whatsapp/{endpoint_id}",
-    response_class=PlainTextResponse,
+    response_class=Response,  # no default media type: the echo is plain text, every refusal the same JSON 401
     response_model=None,
-    responses={401: {"description": "Not verified"}},
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **_DELIVERY_ERRORS},
 )
 async def whatsapp_handshake(
     endpoint_id: str,

@@ -95,7 +95,7 @@ def parse_skill(source: str) -> SkillDocument:
         problems = [f"{'.'.join(str(p) for p in e['loc']) or 'front matter'}: {e['msg']}" for e in exc.errors()]
         raise InvalidInput(
             "The skill's front matter is not valid: " + "; ".join(problems[:10]),
-            errors=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False)],
+            errors=[{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)],
         ) from exc
     if len(json.dumps(fields.metadata)) > _MAX_METADATA_CHARS:
         raise InvalidInput(f"The skill's metadata is larger than {_MAX_METADATA_CHARS} characters of JSON.")

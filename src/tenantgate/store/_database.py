@@ -15,7 +15,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tenantgate.context import TenantContext
-from tenantgate.errors import ConfigurationError, DatabaseUnavailable
+from tenantgate.errors import ConfigurationError, DatabaseUnavailable, InvalidInput
 from tenantgate.store._provision import head_revision, schema_revision, sqlalchemy_url
 from tenantgate.store._roles import RoleNames
 from tenantgate.store._schema import SCHEMA
@@ -40,6 +40,18 @@ _UNAVAILABLE = (
     psycopg.InterfaceError,
     OSError,
 )
+
+
+# Values PostgreSQL cannot store: NUL in text (refused by psycopg before sending), ``\u0000`` in jsonb
+# (22P05) and bytes that are not the database encoding (22021). They come from input, so: invalid input.
+_UNSTORABLE_STATES = frozenset({"22P05", "22021"})
+
+
+def _unstorable(exc: sa_exc.DataError) -> bool:
+    orig = exc.orig
+    if not isinstance(orig, psycopg.DataError):
+        return False
+    return orig.sqlstate in _UNSTORABLE_STATES or (orig.sqlstate is None and "NUL (0x00)" in str(orig))
 
 
 class AuthTransaction:
@@ -166,6 +178,12 @@ class Database:
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailable(
                 "The database is unavailable; the request was refused. Retry when it is back."
+            ) from exc
+        except sa_exc.DataError as exc:
+            if not _unstorable(exc):
+                raise
+            raise InvalidInput(
+                "Text may not contain the NUL character (\\u0000) or bytes that are not UTF-8; nothing was changed."
             ) from exc
 
     async def ping(self) -> None:
