@@ -10,7 +10,7 @@ import asyncio
 import json
 import signal
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from ipaddress import ip_network
 from pathlib import Path
@@ -30,28 +30,8 @@ from tenantgate.tools import Outcome, ToolRegistry
 from tests import directive_tools, fixture_tools
 from tests.cluster import Cluster, ClusterConfig
 from tests.conftest import TenantFixture, new_tenant
-from tests.fakes.server import FakeServer, Reply, Request
-
-
-class FakePayments:
-    """``POST /v1/charges``: one charge per Idempotency-Key; a replay returns the first charge."""
-
-    def __init__(self, on_effect: Callable[[], None] | None = None) -> None:
-        self.charges: dict[str, dict[str, Any]] = {}
-        self.effects: dict[str, int] = {}
-        self.on_effect = on_effect
-
-    async def __call__(self, request: Request) -> Reply:
-        key = request.headers.get("idempotency-key")
-        if key is None:
-            return Reply(400, {"error": {"type": "invalid_request_error", "message": "Idempotency-Key required"}})
-        if key in self.charges:
-            return Reply(200, self.charges[key], {"Idempotent-Replayed": "true"})
-        self.effects[key] = self.effects.get(key, 0) + 1
-        self.charges[key] = {"id": "ch_" + uuid.uuid4().hex[:24], "object": "charge", **request.json()}
-        if self.on_effect is not None:
-            self.on_effect()  # the effect happened; whoever asked may never hear about it
-        return Reply(200, self.charges[key])
+from tests.fakes.payments import FakePayments
+from tests.fakes.server import FakeServer
 
 
 def _registry(services: Services) -> ToolRegistry:
