@@ -50,7 +50,8 @@ class OwnedPostgres:
         return self._embedded.pgdata
 
     def superuser_url(self) -> str:
-        return self._embedded.superuser_url()
+        """A superuser URL of tenantgate's database on this server."""
+        return self._embedded.superuser_url().replace("/postgres?", "/tenantgate?")
 
     def start(self) -> DatabaseUrls:
         """First start: initialise, provision and migrate. Later starts: the same server, the same socket."""

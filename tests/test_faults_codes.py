@@ -10,18 +10,25 @@ same under load against a cluster of processes.
 from __future__ import annotations
 
 import dataclasses
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import psycopg
+import pytest
 import sqlalchemy as sa
 
 from tenantgate.api import create_app
+from tenantgate.directives import DirectiveQueue
+from tenantgate.errors import DatabaseUnavailable
+from tenantgate.gate import ProposedCall, args_digest
 from tenantgate.installation import Installation, Services
-from tenantgate.tools import ToolRegistry
+from tenantgate.tools import Outcome, ToolRegistry
 from tenantgate.vault import KeyProvider, VaultTransit
-from tests import fault_tools, fixture_tools
-from tests.conftest import TenantFixture
+from tests import directive_tools, fault_tools, fixture_tools
+from tests.conftest import DatabaseFixture, TenantFixture
 from tests.fake_transit import FakeTransit
 from tests.faults import PgProxy
 
@@ -169,3 +176,58 @@ async def test_the_database_cut_off_answers_503_with_retry_after_and_resumes(
             assert answer.status_code == 200, answer.text
     finally:
         await proxy.cut()
+
+
+async def test_the_job_queue_unreachable_refuses_with_database_unavailable(installation: Installation) -> None:
+    proxy = PgProxy(installation.app_url)
+    await proxy.start()
+    queue = DirectiveQueue(proxy.url())
+    try:
+        await queue.open()
+        await proxy.cut()
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable):  # was procrastinate's ConnectorException: a 500
+            await queue.enqueue(uuid.uuid4(), uuid.uuid4())
+        assert time.monotonic() - started < 10  # refused within the pool's timeout, not after 30 s
+    finally:
+        await queue.close()
+
+
+async def test_a_directive_whose_enqueue_was_refused_is_queued_when_sent_again_under_its_key(
+    installation: Installation, services: Services, test_db: DatabaseFixture, tenant_a: TenantFixture
+) -> None:
+    settings = installation.settings.model_copy(update={"directives": "queue"})
+    registry = _registry(installation)
+    registry.register_available([directive_tools.charge])
+    registry.add_package(directive_tools.PACKAGE)
+    queued = Services.build(dataclasses.replace(installation, settings=settings), registry=registry)
+    await queued.start()
+    try:
+        await queued.policies.set_policy(tenant_a.system, directive_tools.POLICY)
+        owner = await queued.authenticator.authenticate(f"Bearer {tenant_a.owner_key}", request_id="t")
+        charge = ProposedCall("charge@v1", {"url": "http://127.0.0.1:9/v1/charges", "amount": 5})
+        # What a request leaves behind when the database goes down between recording its
+        # directive and deferring the job: the row, and no job.
+        orphan, created = await queued.directives.store.record(
+            owner, tool="charge@v1", arguments=charge.arguments, args_digest=args_digest(charge.arguments),
+            idempotency_key="invoice-9", call_id=uuid.uuid4(), run_id=None, max_attempts=5,
+        )  # fmt: skip
+        assert created
+        assert _jobs(test_db, orphan.id) == 0
+        outcome = await queued.boundary.call(owner, charge, idempotency_key="invoice-9")  # the client's retry
+        assert outcome.result is not None
+        assert outcome.result.directive_id == orphan.id
+        assert outcome.result.outcome is Outcome.PENDING  # no worker here: queued, not run
+        assert _jobs(test_db, orphan.id) == 1
+    finally:
+        await queued.stop()
+
+
+def _jobs(test_db: DatabaseFixture, directive_id: uuid.UUID) -> int:
+    with psycopg.connect(test_db.superuser) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM procrastinate.procrastinate_jobs WHERE args->>'directive_id' = %s",
+            [str(directive_id)],
+        ).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -4,7 +4,9 @@ One job per directive, deferred with a queueing lock on the directive id so a di
 is queued at most once at a time. Jobs carry ids only (tenant, directive): the arguments
 stay in the tenant's RLS-protected row. A worker killed with ``kill -9`` leaves its job in
 ``doing``; every worker re-queues jobs of workers whose heartbeat stopped, and the
-directive's lease and attempt fence make the re-run safe.
+directive's lease and attempt fence make the re-run safe. The queue's database faults are
+the database's: a job that cannot be deferred refuses the request with ``database_unavailable``,
+and a worker's sweep keeps running through an outage.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
+import psycopg
 from procrastinate import App, PsycopgConnector, RetryStrategy
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 
+from tenantgate.errors import DatabaseUnavailable
 from tenantgate.logs import get_logger
 
 __all__ = ["QUEUE", "QUEUE_SCHEMA", "DirectiveQueue", "WorkerTiming"]
@@ -27,6 +31,22 @@ _TASK = "tenantgate.run_directive"
 _SIGNAL_TASK = "tenantgate.process_signal"
 _RESUME_TASK = "tenantgate.resume_run"
 _log = get_logger("tenantgate.directives")
+# How long a defer waits for a connection while the database is down, before it is refused
+# (the pool's default is 30 s: a request would hang that long).
+_POOL_TIMEOUT_S = 5.0
+_DOWN = (ConnectorException, psycopg.OperationalError, psycopg.InterfaceError, OSError)
+
+
+@contextlib.contextmanager
+def _refused_while_down() -> Iterator[None]:
+    """The queue's database unreachable is the database unavailable: refused, never a 500."""
+    try:
+        yield
+    except _DOWN as exc:
+        raise DatabaseUnavailable(
+            "The job queue's database is unavailable; the request was refused. Retry when it is back."
+        ) from exc
+
 
 Handler = Callable[[uuid.UUID, uuid.UUID], Awaitable[object]]
 
@@ -47,7 +67,11 @@ class DirectiveQueue:
 
     def __init__(self, conninfo: str, *, max_attempts: int = 5, backoff_s: int = 1) -> None:
         connector = PsycopgConnector(
-            conninfo=conninfo, min_size=1, max_size=4, kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"}
+            conninfo=conninfo,
+            min_size=1,
+            max_size=4,
+            kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"},
+            timeout=_POOL_TIMEOUT_S,
         )
         self.app = App(connector=connector)
         self._handler: Handler | None = None
@@ -90,24 +114,24 @@ class DirectiveQueue:
 
     async def enqueue(self, tenant_id: uuid.UUID, directive_id: uuid.UUID) -> None:
         """Queue the directive's job; already queued (and not started) means nothing to do."""
-        await self.open()
-        with contextlib.suppress(AlreadyEnqueued):
+        with _refused_while_down(), contextlib.suppress(AlreadyEnqueued):
+            await self.open()
             await self._task.configure(queueing_lock=f"directive:{directive_id}").defer_async(
                 tenant_id=str(tenant_id), directive_id=str(directive_id)
             )
 
     async def enqueue_signal(self, tenant_id: uuid.UUID, signal_id: uuid.UUID) -> None:
         """Queue a recorded signal's processing (its subscribers run in the worker)."""
-        await self.open()
-        with contextlib.suppress(AlreadyEnqueued):
+        with _refused_while_down(), contextlib.suppress(AlreadyEnqueued):
+            await self.open()
             await self._signal_task.configure(queueing_lock=f"signal:{signal_id}").defer_async(
                 tenant_id=str(tenant_id), signal_id=str(signal_id)
             )
 
     async def enqueue_resume(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
         """Queue the resumption of a run whose confirmation was decided (a worker continues it)."""
-        await self.open()
-        with contextlib.suppress(AlreadyEnqueued):
+        with _refused_while_down(), contextlib.suppress(AlreadyEnqueued):
+            await self.open()
             await self._resume_task.configure(queueing_lock=f"resume:{run_id}").defer_async(
                 tenant_id=str(tenant_id), run_id=str(run_id)
             )
@@ -139,7 +163,10 @@ class DirectiveQueue:
 
         async def sweep() -> None:
             while True:
-                await self.requeue_stalled(timing)
+                try:
+                    await self.requeue_stalled(timing)
+                except _DOWN as exc:  # the database is down for now: sweep again when it is back
+                    _log.warning("directive.sweep_failed", error=type(exc).__name__)
                 await asyncio.sleep(timing.stalled_after_s / 2)
 
         sweeper = asyncio.create_task(sweep())
