@@ -6,7 +6,7 @@ stay in the tenant's RLS-protected row. A worker killed with ``kill -9`` leaves 
 ``doing``; every worker re-queues jobs of workers whose heartbeat stopped, and the
 directive's lease and attempt fence make the re-run safe. The queue's database faults are
 the database's: a job that cannot be deferred refuses the request with ``database_unavailable``,
-and a worker's sweep keeps running through an outage.
+and a worker's sweep of stalled jobs keeps running through an outage.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 from procrastinate import App, PsycopgConnector, RetryStrategy
@@ -31,18 +31,21 @@ _TASK = "tenantgate.run_directive"
 _SIGNAL_TASK = "tenantgate.process_signal"
 _RESUME_TASK = "tenantgate.resume_run"
 _log = get_logger("tenantgate.directives")
-# How long a defer waits for a connection while the database is down, before it is refused
-# (the pool's default is 30 s: a request would hang that long).
-_POOL_TIMEOUT_S = 5.0
+# How long a defer may take before it is refused. The pool waits up to 30 s for a connection
+# while the database is down (long enough for a worker to ride out a restart); a request should
+# not hang that long. A defer cut short may still have happened: the client's retry under the
+# same key finds the job queued, and the directive's claim fences a second run.
+_DEFER_TIMEOUT_S = 5.0
 _DOWN = (ConnectorException, psycopg.OperationalError, psycopg.InterfaceError, OSError)
 
 
-@contextlib.contextmanager
-def _refused_while_down() -> Iterator[None]:
-    """The queue's database unreachable is the database unavailable: refused, never a 500."""
+@contextlib.asynccontextmanager
+async def _refused_while_down() -> AsyncIterator[None]:
+    """The queue's database unreachable (or too slow) is the database unavailable: refused, never a 500."""
     try:
-        yield
-    except _DOWN as exc:
+        async with asyncio.timeout(_DEFER_TIMEOUT_S):
+            yield
+    except (*_DOWN, TimeoutError) as exc:
         raise DatabaseUnavailable(
             "The job queue's database is unavailable; the request was refused. Retry when it is back."
         ) from exc
@@ -71,7 +74,6 @@ class DirectiveQueue:
             min_size=1,
             max_size=4,
             kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"},
-            timeout=_POOL_TIMEOUT_S,
         )
         self.app = App(connector=connector)
         self._handler: Handler | None = None
@@ -112,29 +114,45 @@ class DirectiveQueue:
             await self.app.close_async()
             self._opened = False
 
+    async def _reopen(self, every_s: float) -> None:
+        """Drop the connection pool and open a new one, retrying every ``every_s`` until the database answers."""
+        with contextlib.suppress(*_DOWN):
+            await self.close()
+        self._opened = False
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.open()
+                return
+            except _DOWN as exc:
+                _log.warning("directive.worker_database_down", error=type(exc).__name__, retry_in_s=every_s)
+
     async def enqueue(self, tenant_id: uuid.UUID, directive_id: uuid.UUID) -> None:
         """Queue the directive's job; already queued (and not started) means nothing to do."""
-        with _refused_while_down(), contextlib.suppress(AlreadyEnqueued):
+        async with _refused_while_down():
             await self.open()
-            await self._task.configure(queueing_lock=f"directive:{directive_id}").defer_async(
-                tenant_id=str(tenant_id), directive_id=str(directive_id)
-            )
+            with contextlib.suppress(AlreadyEnqueued):
+                await self._task.configure(queueing_lock=f"directive:{directive_id}").defer_async(
+                    tenant_id=str(tenant_id), directive_id=str(directive_id)
+                )
 
     async def enqueue_signal(self, tenant_id: uuid.UUID, signal_id: uuid.UUID) -> None:
         """Queue a recorded signal's processing (its subscribers run in the worker)."""
-        with _refused_while_down(), contextlib.suppress(AlreadyEnqueued):
+        async with _refused_while_down():
             await self.open()
-            await self._signal_task.configure(queueing_lock=f"signal:{signal_id}").defer_async(
-                tenant_id=str(tenant_id), signal_id=str(signal_id)
-            )
+            with contextlib.suppress(AlreadyEnqueued):
+                await self._signal_task.configure(queueing_lock=f"signal:{signal_id}").defer_async(
+                    tenant_id=str(tenant_id), signal_id=str(signal_id)
+                )
 
     async def enqueue_resume(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
         """Queue the resumption of a run whose confirmation was decided (a worker continues it)."""
-        with _refused_while_down(), contextlib.suppress(AlreadyEnqueued):
+        async with _refused_while_down():
             await self.open()
-            await self._resume_task.configure(queueing_lock=f"resume:{run_id}").defer_async(
-                tenant_id=str(tenant_id), run_id=str(run_id)
-            )
+            with contextlib.suppress(AlreadyEnqueued):
+                await self._resume_task.configure(queueing_lock=f"resume:{run_id}").defer_async(
+                    tenant_id=str(tenant_id), run_id=str(run_id)
+                )
 
     async def requeue_stalled(self, timing: WorkerTiming) -> int:
         """Put back the jobs of workers that stopped sending heartbeats (killed, or cut off)."""
@@ -171,11 +189,20 @@ class DirectiveQueue:
 
         sweeper = asyncio.create_task(sweep())
         try:
-            await self.app.run_worker_async(
-                queues=[QUEUE], concurrency=concurrency, install_signal_handlers=False,
-                update_heartbeat_interval=timing.heartbeat_s, stalled_worker_timeout=timing.stalled_after_s,
-                fetch_job_polling_interval=timing.poll_s,
-            )  # fmt: skip
+            while True:
+                try:
+                    await self.app.run_worker_async(
+                        queues=[QUEUE], concurrency=concurrency, install_signal_handlers=False,
+                        update_heartbeat_interval=timing.heartbeat_s, stalled_worker_timeout=timing.stalled_after_s,
+                        fetch_job_polling_interval=timing.poll_s,
+                    )  # fmt: skip
+                    return
+                except _DOWN as exc:
+                    # The database went away under the worker (a restart, a failover): procrastinate's
+                    # worker stops. Start afresh (new pool, new worker) once it answers again; the
+                    # jobs the old one held are re-queued as stalled, fenced by the directive's claim.
+                    _log.warning("directive.worker_database_lost", error=type(exc).__name__, retry_in_s=timing.poll_s)
+                    await self._reopen(timing.poll_s)
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
