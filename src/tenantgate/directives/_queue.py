@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 from procrastinate import App, PsycopgConnector, RetryStrategy
-from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
+from procrastinate.exceptions import AlreadyEnqueued, AppNotOpen, ConnectorException
 
 from tenantgate.errors import DatabaseUnavailable
 from tenantgate.logs import get_logger
@@ -70,10 +70,7 @@ class DirectiveQueue:
 
     def __init__(self, conninfo: str, *, max_attempts: int = 5, backoff_s: int = 1) -> None:
         connector = PsycopgConnector(
-            conninfo=conninfo,
-            min_size=1,
-            max_size=4,
-            kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"},
+            conninfo=conninfo, min_size=1, max_size=4, kwargs={"options": f"-c search_path={QUEUE_SCHEMA}"}
         )
         self.app = App(connector=connector)
         self._handler: Handler | None = None
@@ -183,7 +180,7 @@ class DirectiveQueue:
             while True:
                 try:
                     await self.requeue_stalled(timing)
-                except _DOWN as exc:  # the database is down for now: sweep again when it is back
+                except (*_DOWN, AppNotOpen) as exc:  # down (or being reopened) for now: sweep again later
                     _log.warning("directive.sweep_failed", error=type(exc).__name__)
                 await asyncio.sleep(timing.stalled_after_s / 2)
 
