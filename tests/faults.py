@@ -76,7 +76,11 @@ class OwnedPostgres:
             return False
 
     def close(self) -> None:
-        """Stop the server (``pg_ctl stop`` on the data directory, whichever start it came from) and remove it."""
+        """Stop the server, whichever start it came from, and remove it."""
+        # The package stops only the process it started itself: after a restart that one is gone.
+        if (self.pgdata / "postmaster.pid").exists():
+            with contextlib.suppress(RuntimeError):
+                self.stop()
         self._embedded.stop()
         shutil.rmtree(self._root, ignore_errors=True)
 
