@@ -46,7 +46,8 @@ class FakeTransit:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> FakeTransit:
+    def start(self, port: int = 0) -> FakeTransit:
+        """Listen on 127.0.0.1 (``port``, or a free one): a stopped fake can start again where it was."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,7 +69,7 @@ class FakeTransit:
 
             do_DELETE = do_POST  # noqa: N815 - http.server's naming
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 

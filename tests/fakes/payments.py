@@ -12,6 +12,8 @@ from typing import Any
 
 from tests.fakes.server import Reply, Request
 
+__all__ = ["FakePayments"]
+
 
 class FakePayments:
     """``POST /v1/charges``: one charge per Idempotency-Key; a replay returns the first charge."""

@@ -22,6 +22,7 @@ __all__ = [
     "error_responses",
     "install_error_handlers",
     "status_for",
+    "unavailable_headers",
 ]
 
 _log = get_logger("tenantgate.api")
@@ -62,6 +63,9 @@ _STATUS = {
     "purge_not_due": 409,
     "purge_confirmation_required": 422,
 }
+# A 503 means a control-plane dependency (database, rate-limit store, key provider) is down and
+# the request was refused; service resumes on its own when it returns. A hint, not a promise.
+RETRY_AFTER_S = 5
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 415: "invalid_input"}
 
 
@@ -115,6 +119,11 @@ def status_for(code: str) -> int:
     return _STATUS.get(code, 500)
 
 
+def unavailable_headers(status: int) -> dict[str, str]:
+    """``Retry-After`` for a 503 (a dependency is down and comes back on its own); nothing otherwise."""
+    return {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
+
+
 def _body(code: str, message: str, status: int, **fields: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"code": code, "message": message, **fields}, status_code=status, headers=headers)
@@ -130,6 +139,7 @@ def install_error_handlers(app: FastAPI) -> None:
         response = _body(body.pop("code"), body.pop("message"), status, **body)
         if status == 429:
             response.headers.update(quota_headers(exc.fields))
+        response.headers.update(unavailable_headers(status))
         return response
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tenantgate.api._deps import Caller, ServicesDep
-from tenantgate.api._errors import ERROR_RESPONSES, ErrorBody, error_responses
+from tenantgate.api._errors import ERROR_RESPONSES, ErrorBody, error_responses, status_for, unavailable_headers
 from tenantgate.api._ratelimit import quota_headers
 from tenantgate.context import DeploymentMode
 from tenantgate.gate import Code, ProposedCall, Verdict
@@ -114,11 +114,12 @@ async def call_tool(
             status_code=202,
         )  # fmt: skip
     if decision.verdict is Verdict.DENY:
+        status = _DENY_STATUS.get(decision.code, 403)
         return JSONResponse(
             {**decision.summary(), "code": decision.code.value, "message": decision.reason,
              "call_id": str(outcome.call_id)},
-            status_code=_DENY_STATUS.get(decision.code, 403),
-            headers=quota_headers(decision.details[0]) if decision.details else None,
+            status_code=status,
+            headers={**(quota_headers(decision.details[0]) if decision.details else {}), **unavailable_headers(status)},
         )  # fmt: skip
     result = outcome.result
     assert result is not None
@@ -128,6 +129,15 @@ async def call_tool(
              "output": result.output, "duration_ms": round(result.duration_ms, 3),
              "directive_id": str(result.directive_id)},
             status_code=202,
+        )  # fmt: skip
+    if result.outcome is not Outcome.SUCCEEDED and result.code is not None and status_for(result.code) == 503:
+        # The tool needed a control-plane dependency that is down (the key provider, to open a
+        # credential): the platform refuses, as every route does, rather than blame the tool.
+        return JSONResponse(
+            {"code": result.code, "message": result.error or result.code, "call_id": str(outcome.call_id),
+             "tool": result.tool},
+            status_code=503,
+            headers=unavailable_headers(503),
         )  # fmt: skip
     if result.outcome is not Outcome.SUCCEEDED:
         code = "tool_timeout" if result.outcome is Outcome.TIMEOUT else "tool_failed"

@@ -4,7 +4,9 @@ One job per directive, deferred with a queueing lock on the directive id so a di
 is queued at most once at a time. Jobs carry ids only (tenant, directive): the arguments
 stay in the tenant's RLS-protected row. A worker killed with ``kill -9`` leaves its job in
 ``doing``; every worker re-queues jobs of workers whose heartbeat stopped, and the
-directive's lease and attempt fence make the re-run safe.
+directive's lease and attempt fence make the re-run safe. The queue's database faults are
+the database's: a job that cannot be deferred refuses the request with ``database_unavailable``,
+and a worker's sweep of stalled jobs keeps running through an outage.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import psycopg
 from procrastinate import App, PsycopgConnector, RetryStrategy
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, AppNotOpen, ConnectorException
 
+from tenantgate.errors import DatabaseUnavailable
 from tenantgate.logs import get_logger
 
 __all__ = ["QUEUE", "QUEUE_SCHEMA", "DirectiveQueue", "WorkerTiming"]
@@ -27,6 +31,25 @@ _TASK = "tenantgate.run_directive"
 _SIGNAL_TASK = "tenantgate.process_signal"
 _RESUME_TASK = "tenantgate.resume_run"
 _log = get_logger("tenantgate.directives")
+# How long a defer may take before it is refused. The pool waits up to 30 s for a connection
+# while the database is down (long enough for a worker to ride out a restart); a request should
+# not hang that long. A defer cut short may still have happened: the client's retry under the
+# same key finds the job queued, and the directive's claim fences a second run.
+_DEFER_TIMEOUT_S = 5.0
+_DOWN = (ConnectorException, psycopg.OperationalError, psycopg.InterfaceError, OSError)
+
+
+@contextlib.asynccontextmanager
+async def _refused_while_down() -> AsyncIterator[None]:
+    """The queue's database unreachable (or too slow) is the database unavailable: refused, never a 500."""
+    try:
+        async with asyncio.timeout(_DEFER_TIMEOUT_S):
+            yield
+    except (*_DOWN, TimeoutError) as exc:
+        raise DatabaseUnavailable(
+            "The job queue's database is unavailable; the request was refused. Retry when it is back."
+        ) from exc
+
 
 Handler = Callable[[uuid.UUID, uuid.UUID], Awaitable[object]]
 
@@ -88,29 +111,45 @@ class DirectiveQueue:
             await self.app.close_async()
             self._opened = False
 
+    async def _reopen(self, every_s: float) -> None:
+        """Drop the connection pool and open a new one, retrying every ``every_s`` until the database answers."""
+        with contextlib.suppress(*_DOWN):
+            await self.close()
+        self._opened = False
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.open()
+                return
+            except _DOWN as exc:
+                _log.warning("directive.worker_database_down", error=type(exc).__name__, retry_in_s=every_s)
+
     async def enqueue(self, tenant_id: uuid.UUID, directive_id: uuid.UUID) -> None:
         """Queue the directive's job; already queued (and not started) means nothing to do."""
-        await self.open()
-        with contextlib.suppress(AlreadyEnqueued):
-            await self._task.configure(queueing_lock=f"directive:{directive_id}").defer_async(
-                tenant_id=str(tenant_id), directive_id=str(directive_id)
-            )
+        async with _refused_while_down():
+            await self.open()
+            with contextlib.suppress(AlreadyEnqueued):
+                await self._task.configure(queueing_lock=f"directive:{directive_id}").defer_async(
+                    tenant_id=str(tenant_id), directive_id=str(directive_id)
+                )
 
     async def enqueue_signal(self, tenant_id: uuid.UUID, signal_id: uuid.UUID) -> None:
         """Queue a recorded signal's processing (its subscribers run in the worker)."""
-        await self.open()
-        with contextlib.suppress(AlreadyEnqueued):
-            await self._signal_task.configure(queueing_lock=f"signal:{signal_id}").defer_async(
-                tenant_id=str(tenant_id), signal_id=str(signal_id)
-            )
+        async with _refused_while_down():
+            await self.open()
+            with contextlib.suppress(AlreadyEnqueued):
+                await self._signal_task.configure(queueing_lock=f"signal:{signal_id}").defer_async(
+                    tenant_id=str(tenant_id), signal_id=str(signal_id)
+                )
 
     async def enqueue_resume(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> None:
         """Queue the resumption of a run whose confirmation was decided (a worker continues it)."""
-        await self.open()
-        with contextlib.suppress(AlreadyEnqueued):
-            await self._resume_task.configure(queueing_lock=f"resume:{run_id}").defer_async(
-                tenant_id=str(tenant_id), run_id=str(run_id)
-            )
+        async with _refused_while_down():
+            await self.open()
+            with contextlib.suppress(AlreadyEnqueued):
+                await self._resume_task.configure(queueing_lock=f"resume:{run_id}").defer_async(
+                    tenant_id=str(tenant_id), run_id=str(run_id)
+                )
 
     async def requeue_stalled(self, timing: WorkerTiming) -> int:
         """Put back the jobs of workers that stopped sending heartbeats (killed, or cut off)."""
@@ -139,16 +178,28 @@ class DirectiveQueue:
 
         async def sweep() -> None:
             while True:
-                await self.requeue_stalled(timing)
+                try:
+                    await self.requeue_stalled(timing)
+                except (*_DOWN, AppNotOpen) as exc:  # down (or being reopened) for now: sweep again later
+                    _log.warning("directive.sweep_failed", error=type(exc).__name__)
                 await asyncio.sleep(timing.stalled_after_s / 2)
 
         sweeper = asyncio.create_task(sweep())
         try:
-            await self.app.run_worker_async(
-                queues=[QUEUE], concurrency=concurrency, install_signal_handlers=False,
-                update_heartbeat_interval=timing.heartbeat_s, stalled_worker_timeout=timing.stalled_after_s,
-                fetch_job_polling_interval=timing.poll_s,
-            )  # fmt: skip
+            while True:
+                try:
+                    await self.app.run_worker_async(
+                        queues=[QUEUE], concurrency=concurrency, install_signal_handlers=False,
+                        update_heartbeat_interval=timing.heartbeat_s, stalled_worker_timeout=timing.stalled_after_s,
+                        fetch_job_polling_interval=timing.poll_s,
+                    )  # fmt: skip
+                    return
+                except _DOWN as exc:
+                    # The database went away under the worker (a restart, a failover): procrastinate's
+                    # worker stops. Start afresh (new pool, new worker) once it answers again; the
+                    # jobs the old one held are re-queued as stalled, fenced by the directive's claim.
+                    _log.warning("directive.worker_database_lost", error=type(exc).__name__, retry_in_s=timing.poll_s)
+                    await self._reopen(timing.poll_s)
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

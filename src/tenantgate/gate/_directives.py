@@ -106,8 +106,10 @@ class DirectiveRunner:
             result = await self._attempt(ctx, directive, arguments)
             if result is not None:
                 return result
-        elif created:
-            assert self._enqueue is not None
+        elif self._enqueue is not None and (created or directive.status is DirectiveStatus.REQUESTED):
+            # New; or recorded by a request whose enqueue was refused (the database went down in
+            # between) and sent again under its key. A job still waiting holds the queueing lock,
+            # and the directive's claim fences a second one: never a second effect.
             await self._enqueue(ctx.tenant_id, directive.id)
         directive = await self._wait(ctx, directive, timeout_s + (_LEASE_MARGIN_S if not created else 0.0))
         return _result(directive, call_id, (time.perf_counter() - started) * 1000)

@@ -1,7 +1,9 @@
 """Runs allowed tool calls: with a time limit, output validated and redacted, result marked as untrusted data.
 
 A tool that crashes or hangs yields a ``failed`` or ``timeout`` result, never an exception
-that escapes into the request: outcomes are recorded, not lost.
+that escapes into the request: outcomes are recorded, not lost. A tool that failed on a
+tenantgate error (the key provider or the database down while it opened a credential) keeps
+that error's ``code``, so the edge can answer with the platform's refusal, not a tool failure.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tenantgate.context import TenantContext
+from tenantgate.errors import TenantgateError
 from tenantgate.logs import get_logger
 from tenantgate.redact import Redactor
 from tenantgate.tools._registry import ToolRegistry
@@ -48,6 +51,7 @@ class ToolResult:
     error: str | None = None
     duration_ms: float = 0.0
     directive_id: uuid.UUID | None = None  # set when the call ran as a directive (a recorded side effect)
+    code: str | None = None  # the tenantgate error code the tool failed on, if it failed on one
 
     def for_model(self) -> dict[str, Any]:
         """The envelope a planner receives: provenance and an explicit untrusted marker."""
@@ -117,12 +121,21 @@ class Executor:
         spec = tool.spec
         started = time.perf_counter()
 
-        def result(outcome: Outcome, output: Any = None, error: str | None = None) -> ToolResult:
+        def result(
+            outcome: Outcome, output: Any = None, error: str | None = None, code: str | None = None
+        ) -> ToolResult:
             elapsed = (time.perf_counter() - started) * 1000
             # Redacted before it is cut short, so no half of a secret survives the cut.
             error = self._redactor.redact_text(error)[:_MAX_ERROR] if error else None
             return ToolResult(
-                spec.name, call_id, outcome, self._redactor.redact(output), error, elapsed, directive_id=directive_id
+                spec.name,
+                call_id,
+                outcome,
+                self._redactor.redact(output),
+                error,
+                elapsed,
+                directive_id=directive_id,
+                code=code,
             )
 
         try:
@@ -138,7 +151,8 @@ class Executor:
             raise
         except Exception as exc:  # noqa: BLE001 - a tool's bug is its call's failure, not the server's
             _log.warning("tool.failed", tool=spec.name, call_id=str(call_id), error_type=type(exc).__name__)
-            return result(Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+            code = exc.code if isinstance(exc, TenantgateError) else None
+            return result(Outcome.FAILED, error=f"{type(exc).__name__}: {exc}", code=code)
         try:
             output = spec.output.model_validate(raw).model_dump(mode="json") if spec.output else _json_safe(raw)
         except (ValidationError, TypeError, ValueError) as exc:
