@@ -155,7 +155,7 @@ def test_policies_read_only_the_settings_the_guide_names(conn: psycopg.Connectio
         for schema, name in _q(
             conn,
             "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-            " WHERE n.nspname = ANY(%(schemas)s) AND p.prosrc LIKE '%%set_config(''tenantgate.%%'",
+            " WHERE n.nspname = ANY(%(schemas)s) AND p.prosrc LIKE '%%SET LOCAL tenantgate.%%'",
         )
     }
     assert setters == SETTING_FUNCTIONS

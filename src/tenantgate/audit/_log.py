@@ -34,7 +34,7 @@ from tenantgate.context import DeploymentMode, PrincipalKind, Role, TenantContex
 from tenantgate.errors import InvalidInput, NotFound, RoleRequired
 from tenantgate.logs import get_logger
 from tenantgate.redact import Redactor
-from tenantgate.store import TENANT_SETTING, Database, tables
+from tenantgate.store import TENANT_SETTING, Database, set_local, tables
 
 _log = get_logger("tenantgate.audit")
 
@@ -47,7 +47,7 @@ AuditObserver = Callable[[AuditRecord], Awaitable[None]]
 _e, _h = tables.audit_events, tables.audit_heads
 MAX_PAGE = 500
 _PLATFORM_ACTOR_KIND = "platform_key"
-_ENTER_PLATFORM = sa.text(f"SELECT set_config('{TENANT_SETTING}', '{PLATFORM_CHAIN}', true)")
+_ENTER_PLATFORM = set_local(TENANT_SETTING, PLATFORM_CHAIN)
 
 
 def _writer_context(tenant_id: uuid.UUID) -> TenantContext:
@@ -242,8 +242,9 @@ class AuditLog:
             # The same statements as a tenant batch, whose transaction starts by entering the
             # tenant: a refused key costs the same whether its prefix names a tenant (tenant
             # chain) or not (this chain), so response times do not tell which prefixes exist.
-            await conn.execute(_ENTER_PLATFORM)
-            return await append_many(await driver_of(conn), batches)
+            driver = await driver_of(conn)
+            await driver.execute(_ENTER_PLATFORM)
+            return await append_many(driver, batches)
 
     # --- reading as the tenant ---------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from tenantgate.store._database import AuthTransaction, Database
 from tenantgate.store._embedded import EmbeddedPostgres, write_private
 from tenantgate.store._provision import DatabaseUrls, head_revision, migrate, provision
 from tenantgate.store._roles import RoleNames
+from tenantgate.store._set_local import POLICY_SETTINGS, set_local
 from tenantgate.store._versions import restore_target
 from tenantgate.store.rls import CURRENT_TENANT, TENANT_SETTING
 
@@ -13,6 +14,7 @@ __all__ = [
     "CITUS_ANCHOR",
     "CITUS_EXCEPTIONS",
     "CURRENT_TENANT",
+    "POLICY_SETTINGS",
     "TENANT_SETTING",
     "AuthTransaction",
     "CitusPlan",
@@ -25,6 +27,7 @@ __all__ = [
     "migrate",
     "provision",
     "restore_target",
+    "set_local",
     "tables",
     "write_private",
 ]

@@ -19,18 +19,14 @@ from tenantgate.errors import ConfigurationError, DatabaseUnavailable, InvalidIn
 from tenantgate.store._provision import head_revision, schema_revision, sqlalchemy_url
 from tenantgate.store._roles import RoleNames
 from tenantgate.store._schema import SCHEMA
+from tenantgate.store._set_local import set_local
 from tenantgate.store.rls import TENANT_SETTING
 from tenantgate.tracing import span
 
 __all__ = ["AuthTransaction", "Database"]
 
-_SET_TENANT = sa.text(f"SELECT set_config('{TENANT_SETTING}', :tenant, true)")
-_SET_WEBHOOK_ENDPOINT = sa.text("SELECT set_config('tenantgate.webhook_endpoint', :endpoint, true)")
-_SET_KEY_PREFIX_SQL = "SELECT set_config('tenantgate.auth_key_prefix', %s, true)"
-_SET_TENANT_NAME_SQL = "SELECT set_config('tenantgate.auth_tenant_name', %s, true)"
-_ENTER_TENANT_SQL = (
-    f"SELECT set_config('tenantgate.auth_key_prefix', '', true), set_config('{TENANT_SETTING}', %s, true)"
-)
+# The policy settings are set with SET LOCAL (store._set_local), which Citus replays on its workers.
+_NO_KEY_PREFIX = set_local("tenantgate.auth_key_prefix", "")
 # Connection-level faults: the database is down, restarting or unreachable. These become
 # DatabaseUnavailable, which every caller treats as a refusal (fail closed).
 _UNAVAILABLE = (
@@ -54,6 +50,13 @@ def _unstorable(exc: sa_exc.DataError) -> bool:
     return orig.sqlstate in _UNSTORABLE_STATES or (orig.sqlstate is None and "NUL (0x00)" in str(orig))
 
 
+async def _driver(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection under a SQLAlchemy one, in the same transaction."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    return driver
+
+
 class AuthTransaction:
     """A transaction before any tenant is known, for the auth layer only.
 
@@ -71,7 +74,7 @@ class AuthTransaction:
         """Name the key prefix, then run ``query`` (which sees only that key's row): one round trip."""
         cursor = self._driver.cursor(row_factory=namedtuple_row)
         async with self._driver.pipeline():
-            await self._driver.execute(_SET_KEY_PREFIX_SQL, (prefix,))
+            await self._driver.execute(set_local("tenantgate.auth_key_prefix", prefix))
             await cursor.execute(query, params)
         return await cursor.fetchone()
 
@@ -79,7 +82,7 @@ class AuthTransaction:
         """Name a tenant (console login), then run ``query`` (which sees only that tenant's row)."""
         cursor = self._driver.cursor(row_factory=namedtuple_row)
         async with self._driver.pipeline():
-            await self._driver.execute(_SET_TENANT_NAME_SQL, (name,))
+            await self._driver.execute(set_local("tenantgate.auth_tenant_name", name))
             await cursor.execute(query, params)
         return await cursor.fetchone()
 
@@ -94,7 +97,8 @@ class AuthTransaction:
         """Forget the prefix, enter ``tenant_id``, run ``query`` (and ``then``): one round trip."""
         cursor = self._driver.cursor(row_factory=namedtuple_row)
         async with self._driver.pipeline():
-            await self._driver.execute(_ENTER_TENANT_SQL, (str(tenant_id),))
+            await self._driver.execute(_NO_KEY_PREFIX)
+            await self._driver.execute(set_local(TENANT_SETTING, tenant_id))
             await cursor.execute(query, params)
             if then is not None:
                 await self._driver.execute(*then)
@@ -118,21 +122,19 @@ class Database:
         """A transaction that sees only ``ctx``'s tenant; the setting dies with the transaction."""
         with span("tenantgate.db.transaction", ctx, role="app"):
             async with self._begin(self._app) as conn:
-                await conn.execute(_SET_TENANT, {"tenant": str(ctx.tenant_id)})
+                await (await _driver(conn)).execute(set_local(TENANT_SETTING, ctx.tenant_id))
                 yield conn
 
     @asynccontextmanager
     async def authenticating(self) -> AsyncIterator[AuthTransaction]:
         async with self._begin(self._app) as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert isinstance(driver, psycopg.AsyncConnection)
-            yield AuthTransaction(driver)
+            yield AuthTransaction(await _driver(conn))
 
     @asynccontextmanager
     async def webhook_route(self, endpoint_id: uuid.UUID) -> AsyncIterator[AsyncConnection]:
         """A transaction that sees one webhook endpoint row (its lookup policy) before the tenant is known."""
         async with self._begin(self._app) as conn:
-            await conn.execute(_SET_WEBHOOK_ENDPOINT, {"endpoint": str(endpoint_id)})
+            await (await _driver(conn)).execute(set_local("tenantgate.webhook_endpoint", endpoint_id))
             yield conn
 
     @asynccontextmanager
