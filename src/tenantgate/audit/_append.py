@@ -21,13 +21,12 @@ from typing import Any
 
 import psycopg
 from psycopg.types.numeric import Int8
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tenantgate.audit._canonical import GENESIS
 from tenantgate.audit._chain import Draft, seal
 from tenantgate.audit._event import AuditRecord
 
-__all__ = ["append_drafts", "append_many", "driver_of"]
+__all__ = ["append_drafts", "append_many"]
 
 # Evidence must survive a crash once the caller is told it was recorded, even on a server
 # whose default trades durability for speed (synchronous_commit = off).
@@ -45,13 +44,6 @@ _MOVE_HEAD = "UPDATE tenantgate.audit_heads SET seq = %s, hash = %s WHERE tenant
 # (migration 0002 documents its shape).
 _LOCK_HEADS = "SELECT head_tenant, head_seq, head_hash FROM tenantgate.audit_lock_heads(%s::jsonb)"
 _WRITE_MANY = "SELECT tenantgate.audit_write(%s::jsonb)"
-
-
-async def driver_of(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
-    """The psycopg connection under a SQLAlchemy one, in the same transaction."""
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection)
-    return driver
 
 
 async def _lock_head(driver: psycopg.AsyncConnection[Any], chain: uuid.UUID) -> tuple[int, bytes]:

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tenantgate.audit._append import append_drafts, append_many, driver_of
+from tenantgate.audit._append import append_drafts, append_many
 from tenantgate.audit._canonical import PLATFORM_CHAIN, check_text
 from tenantgate.audit._chain import ChainReport, ChainWalker, Draft
 from tenantgate.audit._event import AuditEvent, AuditRecord
@@ -34,7 +34,7 @@ from tenantgate.context import DeploymentMode, PrincipalKind, Role, TenantContex
 from tenantgate.errors import InvalidInput, NotFound, RoleRequired
 from tenantgate.logs import get_logger
 from tenantgate.redact import Redactor
-from tenantgate.store import TENANT_SETTING, Database, set_local, tables
+from tenantgate.store import TENANT_SETTING, Database, driver_of, set_local, tables
 
 _log = get_logger("tenantgate.audit")
 

@@ -2,7 +2,7 @@
 
 from tenantgate.store import _schema as tables
 from tenantgate.store._citus import CITUS_ANCHOR, CITUS_EXCEPTIONS, CitusPlan, citus_plan
-from tenantgate.store._database import AuthTransaction, Database
+from tenantgate.store._database import AuthTransaction, Database, driver_of
 from tenantgate.store._embedded import EmbeddedPostgres, write_private
 from tenantgate.store._provision import DatabaseUrls, head_revision, migrate, provision
 from tenantgate.store._roles import RoleNames
@@ -23,6 +23,7 @@ __all__ = [
     "EmbeddedPostgres",
     "RoleNames",
     "citus_plan",
+    "driver_of",
     "head_revision",
     "migrate",
     "provision",

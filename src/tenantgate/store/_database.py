@@ -23,7 +23,7 @@ from tenantgate.store._set_local import set_local
 from tenantgate.store.rls import TENANT_SETTING
 from tenantgate.tracing import span
 
-__all__ = ["AuthTransaction", "Database"]
+__all__ = ["AuthTransaction", "Database", "driver_of"]
 
 # The policy settings are set with SET LOCAL (store._set_local), which Citus replays on its workers.
 _NO_KEY_PREFIX = set_local("tenantgate.auth_key_prefix", "")
@@ -50,7 +50,7 @@ def _unstorable(exc: sa_exc.DataError) -> bool:
     return orig.sqlstate in _UNSTORABLE_STATES or (orig.sqlstate is None and "NUL (0x00)" in str(orig))
 
 
-async def _driver(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+async def driver_of(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
     """The psycopg connection under a SQLAlchemy one, in the same transaction."""
     driver = (await conn.get_raw_connection()).driver_connection
     assert isinstance(driver, psycopg.AsyncConnection)
@@ -122,19 +122,19 @@ class Database:
         """A transaction that sees only ``ctx``'s tenant; the setting dies with the transaction."""
         with span("tenantgate.db.transaction", ctx, role="app"):
             async with self._begin(self._app) as conn:
-                await (await _driver(conn)).execute(set_local(TENANT_SETTING, ctx.tenant_id))
+                await (await driver_of(conn)).execute(set_local(TENANT_SETTING, ctx.tenant_id))
                 yield conn
 
     @asynccontextmanager
     async def authenticating(self) -> AsyncIterator[AuthTransaction]:
         async with self._begin(self._app) as conn:
-            yield AuthTransaction(await _driver(conn))
+            yield AuthTransaction(await driver_of(conn))
 
     @asynccontextmanager
     async def webhook_route(self, endpoint_id: uuid.UUID) -> AsyncIterator[AsyncConnection]:
         """A transaction that sees one webhook endpoint row (its lookup policy) before the tenant is known."""
         async with self._begin(self._app) as conn:
-            await (await _driver(conn)).execute(set_local("tenantgate.webhook_endpoint", endpoint_id))
+            await (await driver_of(conn)).execute(set_local("tenantgate.webhook_endpoint", endpoint_id))
             yield conn
 
     @asynccontextmanager
