@@ -9,6 +9,7 @@ other address. Assertions read the exact request bodies the fake providers recei
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -62,17 +63,30 @@ class Rig:
     planner_http: PlannerHttp
 
 
-def _services(installation: Installation, planner_http: PlannerHttp, time_limit_s: float) -> Services:
-    settings = installation.settings.model_copy(update={"agent_time_limit_s": time_limit_s})
-    return Services.build(
+@contextlib.asynccontextmanager
+async def served(
+    installation: Installation, planner_http: PlannerHttp, time_limit_s: float | None
+) -> AsyncIterator[tuple[Services, FastAPI]]:
+    """Services with the fixture tools and ``planner_http`` (a run time limit, if given), inside the app's lifespan."""
+    settings = installation.settings
+    if time_limit_s is not None:
+        settings = settings.model_copy(update={"agent_time_limit_s": time_limit_s})
+    services = Services.build(
         dataclasses.replace(installation, settings=settings),
         registry=fixture_tools.registry(settings.mode),
         planner_http=planner_http,
     )
+    app = create_app(services, dispose_on_shutdown=False)
+    try:
+        async with app.router.lifespan_context(app):
+            yield services, app
+    finally:
+        await services.stop()
 
 
-@pytest.fixture(scope="module")
-async def rig(installation: Installation) -> AsyncIterator[Rig]:
+@contextlib.asynccontextmanager
+async def open_rig(installation: Installation, time_limit_s: float | None) -> AsyncIterator[Rig]:
+    """The agent tests' rig: fake providers on loopback, the fixture tools, the app's lifespan."""
     openai, anthropic = FakeProvider(), FakeProvider()
     await openai.start()
     await anthropic.start()
@@ -84,17 +98,19 @@ async def rig(installation: Installation) -> AsyncIterator[Rig]:
         timeout_s=10,
     )
     planner_http = PlannerHttp(policy=policy, resolver=resolver, dialer=lambda: LoopbackOnly(dialer.dialled))
-    services = _services(installation, planner_http, RUN_TIME_LIMIT_S)
-    await services.start()
-    app = create_app(services, dispose_on_shutdown=False)
     try:
-        async with app.router.lifespan_context(app):
+        async with served(installation, planner_http, time_limit_s) as (services, app):
             yield Rig(services, app, openai, anthropic, resolver, dialer, planner_http)
     finally:
-        await services.stop()
         await openai.stop()
         await anthropic.stop()
         await dialer.aclose()
+
+
+@pytest.fixture(scope="module")
+async def rig(installation: Installation) -> AsyncIterator[Rig]:
+    async with open_rig(installation, RUN_TIME_LIMIT_S) as rig:
+        yield rig
 
 
 @pytest.fixture
@@ -486,19 +502,13 @@ async def test_the_wall_clock_limit_fails_a_slow_run(rig: Rig, installation: Ins
     planner = Wire("openai", rig).planner([])
     rig.openai.reply(openai_text("too late"), delay_s=SHORT_TIME_LIMIT_S + 2)
     tenant = await tenant_with(rig, planner)
-    services = _services(installation, rig.planner_http, SHORT_TIME_LIMIT_S)
-    await services.start()
-    app = create_app(services, dispose_on_shutdown=False)
-    try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tenantgate.test") as http,
-        ):
-            turn = await say(http, tenant, await session(http, tenant), "Hello?")
-            assert (turn["status"], turn["error"]["code"]) == ("failed", "time_limit")
-            assert (await run_of(http, tenant, turn["run_id"]))["status"] == "failed"
-    finally:
-        await services.stop()
+    async with (
+        served(installation, rig.planner_http, SHORT_TIME_LIMIT_S) as (_, app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://tenantgate.test") as http,
+    ):
+        turn = await say(http, tenant, await session(http, tenant), "Hello?")
+        assert (turn["status"], turn["error"]["code"]) == ("failed", "time_limit")
+        assert (await run_of(http, tenant, turn["run_id"]))["status"] == "failed"
 
 
 async def test_a_run_finishing_does_not_cut_another_runs_provider_connection(rig: Rig, http: httpx.AsyncClient) -> None:

@@ -9,56 +9,25 @@ with the held call executed exactly once.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator
-from ipaddress import ip_network
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from tenantgate.agent import PlannerHttp
-from tenantgate.api import create_app
-from tenantgate.demo import HostTable, LoopbackOnly
-from tenantgate.egress import EgressPolicy
-from tenantgate.installation import Installation, Services
-from tests import fixture_tools
+from tenantgate.installation import Installation
 from tests.conftest import TenantFixture
-from tests.fake_llm import FakeProvider
-from tests.test_agent_http import CONTACT, Rig, Wire, kinds, ran, run_of, say, session, tenant_with
+from tests.test_agent_http import CONTACT, Rig, Wire, kinds, open_rig, ran, run_of, say, session, tenant_with
 
 
 @pytest.fixture(scope="module")
 async def rig(installation: Installation) -> AsyncIterator[Rig]:
-    """The agent tests' rig: fake providers on loopback, the fixture tools, the app's lifespan."""
-    openai, anthropic = FakeProvider(), FakeProvider()
-    await openai.start()
-    await anthropic.start()
-    resolver = HostTable({"api.openai.test": "127.0.0.1", "api.anthropic.test": "127.0.0.1"})
-    dialer = LoopbackOnly([])
-    policy = EgressPolicy(
-        allowed_ports=frozenset({openai.port, anthropic.port}),
-        allowed_private=frozenset({ip_network("127.0.0.1/32")}),
-        timeout_s=10,
-    )
-    planner_http = PlannerHttp(policy=policy, resolver=resolver, dialer=lambda: LoopbackOnly(dialer.dialled))
-    services = Services.build(
-        dataclasses.replace(installation),
-        registry=fixture_tools.registry(installation.settings.mode),
-        planner_http=planner_http,
-    )
-    app = create_app(services, dispose_on_shutdown=False)
-    try:
-        async with app.router.lifespan_context(app):
-            yield Rig(services, app, openai, anthropic, resolver, dialer, planner_http)
-    finally:
-        await services.stop()
-        await openai.stop()
-        await anthropic.stop()
-        await dialer.aclose()
+    """The agent tests' rig, with the installation's own run time limit."""
+    async with open_rig(installation, None) as rig:
+        yield rig
 
 
 @pytest.fixture
